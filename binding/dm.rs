@@ -1,0 +1,639 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Device-mapper targets: registration, the target operations trait, the
+//! target handle and the devices a target opens.
+//!
+//! In the spirit of the 2023 "Rust device mapper abstractions" RFC: a target
+//! implements [`TargetOps`]; [`Registration`] builds the C `target_type`
+//! whose callbacks forward to it. The target's state is an `Arc<T>` kept in
+//! `ti->private` from the constructor until the destructor.
+
+use super::bio::{DmBio, Status};
+use super::raw;
+use crate::table::BoundedWriter;
+use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::ptr::NonNull;
+use kernel::prelude::*;
+use kernel::str::CString;
+use kernel::sync::{Arc, ArcBorrow};
+
+/// What `map` did with a bio.
+pub(crate) enum MapResult<T: TargetOps> {
+    /// The bio was remapped to a leg; device-mapper submits it.
+    Remapped(DmBio<T>),
+    /// The target kept the bio and will finish it.
+    Submitted,
+    /// Device-mapper should fail the bio.
+    Kill(DmBio<T>),
+    /// Device-mapper should requeue the bio.
+    Requeue(DmBio<T>),
+}
+
+/// What `end_io` decided about a completed bio.
+pub(crate) enum EndIoResult {
+    /// Let the completion go on with the (possibly changed) status.
+    Done,
+    /// The target took the bio back (e.g. to retry it) and will finish it.
+    Incomplete,
+    /// Device-mapper should requeue the bio.
+    Requeue,
+}
+
+/// The kind of status line asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StatusType {
+    /// `dmsetup status`.
+    Info,
+    /// `dmsetup table`.
+    Table,
+    /// The IMA measurement line.
+    Ima,
+}
+
+/// An error from a constructor: the message for `ti->error` and the errno.
+pub(crate) struct CtrError {
+    pub(crate) msg: &'static CStr,
+    pub(crate) err: Error,
+}
+
+impl CtrError {
+    /// A table the constructor cannot accept (-EINVAL).
+    pub(crate) fn inval(msg: &'static CStr) -> Self {
+        Self { msg, err: EINVAL }
+    }
+
+    /// Any other failure.
+    pub(crate) fn new(msg: &'static CStr, err: Error) -> Self {
+        Self { msg, err }
+    }
+}
+
+/// The operations of a device-mapper target.
+///
+/// The callbacks get the target's state as an [`ArcBorrow`], so they can
+/// hand clones to work items.
+pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
+    /// Data device-mapper keeps with each bio for the target.
+    type BioData: Default + Send;
+
+    /// Builds the target from its table arguments.
+    fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<Arc<Self>, CtrError>;
+
+    /// Called before the target's state is dropped, after all its I/O ended.
+    fn dtr(this: ArcBorrow<'_, Self>) {
+        let _ = this;
+    }
+
+    /// Maps a bio.
+    fn map(this: ArcBorrow<'_, Self>, bio: DmBio<Self>) -> MapResult<Self>;
+
+    /// Sees a bio complete; may take it back for a retry.
+    fn end_io(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+        let _ = (this, bio);
+        EndIoResult::Done
+    }
+
+    /// Start of a suspend: stop background work.
+    fn presuspend(this: ArcBorrow<'_, Self>) {
+        let _ = this;
+    }
+
+    /// End of a suspend: all I/O has been drained.
+    fn postsuspend(this: ArcBorrow<'_, Self>) {
+        let _ = this;
+    }
+
+    /// Resume after a suspend, or the first activation.
+    fn resume(this: ArcBorrow<'_, Self>) {
+        let _ = this;
+    }
+
+    /// Writes a status or table line.
+    fn status(this: ArcBorrow<'_, Self>, ty: StatusType, out: &mut BoundedWriter<'_>);
+
+    /// Handles `dmsetup message`.
+    fn message(this: ArcBorrow<'_, Self>, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
+        let _ = (this, args, out);
+        Err(EINVAL)
+    }
+
+    /// Calls `visit` for each device and the area of it the target uses;
+    /// stops at the first non-zero return.
+    fn iterate_devices(this: ArcBorrow<'_, Self>, visit: &mut DeviceVisitor<'_>) -> c_int;
+}
+
+/// A bio being completed, as seen by `end_io`.
+pub(crate) struct EndIoBio<'a, T: TargetOps> {
+    ptr: NonNull<raw::bio>,
+    status: &'a mut raw::blk_status_t,
+    taken: bool,
+    _target: core::marker::PhantomData<T>,
+}
+
+impl<T: TargetOps> EndIoBio<'_, T> {
+    /// The completion status.
+    pub(crate) fn status(&self) -> Status {
+        Status::from_raw(*self.status)
+    }
+
+    /// Changes the completion status.
+    pub(crate) fn set_status(&mut self, s: Status) {
+        *self.status = s.raw();
+    }
+
+    /// The target's per-bio data.
+    pub(crate) fn data(&self) -> &T::BioData {
+        // SAFETY: The bio is a live `T` bio, so its per-bio data is an
+        // initialised `PerBio<T>`.
+        unsafe { &(*per_bio::<T>(self.ptr)).data }
+    }
+
+    /// Takes the bio back to finish it later (the caller must then return
+    /// [`EndIoResult::Incomplete`]). Returns `None` if already taken.
+    pub(crate) fn take(&mut self) -> Option<DmBio<T>> {
+        if self.taken {
+            return None;
+        }
+        self.taken = true;
+        // SAFETY: With `DM_ENDIO_INCOMPLETE`, device-mapper leaves the bio to
+        // the target, so the target owns its completion.
+        Some(unsafe { DmBio::from_raw(self.ptr) })
+    }
+}
+
+/// The per-bio data device-mapper reserves for a `T` target.
+pub(crate) struct PerBio<T: TargetOps> {
+    /// The target's state, valid while the bio is in flight.
+    pub(crate) target: *const T,
+    pub(crate) data: T::BioData,
+}
+
+/// Returns the per-bio data of `bio`.
+///
+/// # Safety
+///
+/// `bio` must be a live bio of a `T` target (`ti->per_io_data_size` set by
+/// [`Registration`]).
+pub(crate) unsafe fn per_bio<T: TargetOps>(bio: NonNull<raw::bio>) -> *mut PerBio<T> {
+    // SAFETY: The caller guarantees the bio has a `PerBio<T>` in front.
+    unsafe { raw::dm_per_bio_data(bio.as_ptr(), core::mem::size_of::<PerBio<T>>()).cast() }
+}
+
+/// Returns the target state of a bio of a `T` target.
+///
+/// # Safety
+///
+/// As [`per_bio`]; the bio must have been seen by `map` of a target whose
+/// state is still alive (it is while any of its bios is in flight).
+pub(crate) unsafe fn bio_target<'a, T: TargetOps>(bio: NonNull<raw::bio>) -> ArcBorrow<'a, T> {
+    // SAFETY: `map` stored the `Arc` pointer; the target outlives its bios.
+    unsafe { ArcBorrow::from_raw((*per_bio::<T>(bio)).target) }
+}
+
+/// The target under construction, as seen by the constructor.
+pub(crate) struct TargetSetup<'a> {
+    ti: &'a mut raw::dm_target,
+}
+
+impl TargetSetup<'_> {
+    /// Length of the target in sectors.
+    pub(crate) fn len(&self) -> u64 {
+        self.ti.len
+    }
+
+    /// A handle to the target for use after construction.
+    pub(crate) fn target(&self) -> Target {
+        // INVARIANT: The target lives until its destructor has run, which
+        // drops the state holding this handle.
+        Target {
+            ti: NonNull::from(&*self.ti),
+        }
+    }
+
+    /// Opens a device named by the table (a path or `major:minor`).
+    pub(crate) fn get_device(&self, path: &str) -> Result<LegDevice> {
+        let cpath = CString::try_from_fmt(fmt!("{}", path))?;
+        let ti = self.ti as *const raw::dm_target as *mut raw::dm_target;
+        let mut dev: *mut raw::dm_dev = core::ptr::null_mut();
+        // SAFETY: `ti` is the target under construction, its table is live;
+        // `cpath` is NUL-terminated.
+        let ret = unsafe {
+            let mode = raw::dm_table_get_mode((*ti).table);
+            raw::dm_get_device(ti, cpath.as_char_ptr(), mode, &mut dev)
+        };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        let dev = NonNull::new(dev).ok_or(ENODEV)?;
+        // INVARIANT: `dm_get_device` succeeded, we own one reference.
+        Ok(LegDevice {
+            dev,
+            ti: NonNull::from(&*self.ti),
+        })
+    }
+
+    /// Splits I/O so no bio crosses a multiple of `sectors`.
+    pub(crate) fn set_max_io_len(&mut self, sectors: u32) -> Result {
+        let ti: *mut raw::dm_target = self.ti;
+        // SAFETY: `ti` is valid and under construction.
+        let ret = unsafe { raw::dm_set_target_max_io_len(ti, sectors as u64) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(())
+    }
+
+    /// Number of empty flush bios the target wants per flush.
+    pub(crate) fn set_num_flush_bios(&mut self, n: u32) {
+        self.ti.num_flush_bios = n;
+    }
+
+    /// Number of discard bios the target wants per discard.
+    pub(crate) fn set_num_discard_bios(&mut self, n: u32) {
+        self.ti.num_discard_bios = n;
+    }
+}
+
+/// A handle to a constructed target.
+///
+/// # Invariants
+///
+/// `ti` points to a live `dm_target` (the handle is only stored in that
+/// target's own state, which is dropped by its destructor).
+#[derive(Clone, Copy)]
+pub(crate) struct Target {
+    ti: NonNull<raw::dm_target>,
+}
+
+// SAFETY: The fields used are read-only after construction, and
+// `dm_table_event` may be called from any thread.
+unsafe impl Send for Target {}
+// SAFETY: As above.
+unsafe impl Sync for Target {}
+
+impl Target {
+    /// First sector of the target in the mapped device.
+    pub(crate) fn begin(&self) -> u64 {
+        // SAFETY: The target is live (type invariant).
+        unsafe { self.ti.as_ref().begin }
+    }
+
+    /// Length in sectors.
+    pub(crate) fn len(&self) -> u64 {
+        // SAFETY: The target is live (type invariant).
+        unsafe { self.ti.as_ref().len }
+    }
+
+    /// Raises a table event (what `dmsetup wait` waits for).
+    pub(crate) fn table_event(&self) {
+        // SAFETY: The target and its table are live (type invariant).
+        unsafe { raw::dm_table_event(self.ti.as_ref().table) };
+    }
+}
+
+/// A device opened by a target with `dm_get_device`, put on drop.
+///
+/// # Invariants
+///
+/// `dev` is a reference obtained by `dm_get_device` for the live target `ti`.
+pub(crate) struct LegDevice {
+    dev: NonNull<raw::dm_dev>,
+    ti: NonNull<raw::dm_target>,
+}
+
+// SAFETY: The device reference may be used and put from any thread.
+unsafe impl Send for LegDevice {}
+// SAFETY: Only read-only access is offered.
+unsafe impl Sync for LegDevice {}
+
+impl LegDevice {
+    pub(crate) fn bdev(&self) -> *mut raw::block_device {
+        // SAFETY: `dev` is live (type invariant).
+        unsafe { self.dev.as_ref().bdev }
+    }
+
+    pub(crate) fn as_ptr(&self) -> *mut raw::dm_dev {
+        self.dev.as_ptr()
+    }
+
+    /// The device as `major:minor`.
+    pub(crate) fn name(&self) -> &str {
+        // SAFETY: `dev` is live (type invariant); its name is a NUL-terminated
+        // array filled by device-mapper.
+        let name = unsafe { &self.dev.as_ref().name };
+        // SAFETY: `c_char` and `u8` have the same layout.
+        let bytes = unsafe { &*(name as *const [c_char] as *const [u8]) };
+        let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+        core::str::from_utf8(bytes.get(..len).unwrap_or(&[])).unwrap_or("?")
+    }
+
+    /// Size of the device in sectors.
+    pub(crate) fn size_sectors(&self) -> u64 {
+        // SAFETY: An open device's block device is live.
+        unsafe { (*self.bdev()).bd_nr_sectors }
+    }
+
+    /// Logical block size of the device in bytes.
+    pub(crate) fn logical_block_size(&self) -> u32 {
+        // SAFETY: An open device's block device is live.
+        unsafe { raw::dmrs_bdev_logical_block_size(self.bdev()) }
+    }
+}
+
+impl Drop for LegDevice {
+    fn drop(&mut self) {
+        // SAFETY: We own this reference of the live target's device.
+        unsafe { raw::dm_put_device(self.ti.as_ptr(), self.dev.as_ptr()) };
+    }
+}
+
+/// The callback device-mapper passes to `iterate_devices`.
+pub(crate) struct DeviceVisitor<'a> {
+    ti: *mut raw::dm_target,
+    f: raw::iterate_devices_callout_fn,
+    data: *mut c_void,
+    _life: core::marker::PhantomData<&'a ()>,
+}
+
+impl DeviceVisitor<'_> {
+    /// Reports that the target uses `len` sectors of `dev` from `start`.
+    pub(crate) fn visit(&mut self, dev: &LegDevice, start: u64, len: u64) -> c_int {
+        match self.f {
+            // SAFETY: device-mapper gave us this callout with its data, for
+            // this target; `dev` is one of the target's devices.
+            Some(f) => unsafe { f(self.ti, dev.as_ptr(), start, len, self.data) },
+            None => 0,
+        }
+    }
+}
+
+/// The registration of a target type; unregisters on drop.
+///
+/// # Invariants
+///
+/// `tt` is registered with device-mapper while this exists.
+pub(crate) struct Registration<T: TargetOps> {
+    tt: Pin<KBox<raw::target_type>>,
+    _t: core::marker::PhantomData<T>,
+}
+
+// SAFETY: The registration is only created and dropped (module init/exit).
+unsafe impl<T: TargetOps> Send for Registration<T> {}
+// SAFETY: No method gives access to the inner state.
+unsafe impl<T: TargetOps> Sync for Registration<T> {}
+
+impl<T: TargetOps> Registration<T> {
+    /// Registers `T` as target type `name` with `version`.
+    pub(crate) fn new(name: &'static CStr, version: [u32; 3], module: &'static ThisModule) -> Result<Self> {
+        let tt = raw::target_type {
+            name: name.as_char_ptr(),
+            module: module.as_ptr().cast(),
+            version,
+            ctr: Some(ctr_callback::<T>),
+            dtr: Some(dtr_callback::<T>),
+            map: Some(map_callback::<T>),
+            end_io: Some(end_io_callback::<T>),
+            presuspend: Some(presuspend_callback::<T>),
+            postsuspend: Some(postsuspend_callback::<T>),
+            resume: Some(resume_callback::<T>),
+            status: Some(status_callback::<T>),
+            message: Some(message_callback::<T>),
+            iterate_devices: Some(iterate_devices_callback::<T>),
+            ..Default::default()
+        };
+        let mut tt = KBox::pin(tt, GFP_KERNEL)?;
+        // SAFETY: `tt` is pinned and lives until `dm_unregister_target` in
+        // drop; all callbacks are valid for `T`.
+        let ret = unsafe { raw::dm_register_target(tt.as_mut().get_unchecked_mut()) };
+        if ret != 0 {
+            return Err(Error::from_errno(ret));
+        }
+        Ok(Self {
+            tt,
+            _t: core::marker::PhantomData,
+        })
+    }
+}
+
+impl<T: TargetOps> Drop for Registration<T> {
+    fn drop(&mut self) {
+        // SAFETY: `tt` is registered (type invariant); no target of this type
+        // can exist once the module is being unloaded.
+        unsafe { raw::dm_unregister_target(self.tt.as_mut().get_unchecked_mut()) };
+    }
+}
+
+/// Collects the NUL-terminated argument strings into `&str`s.
+///
+/// # Safety
+///
+/// `argv` must point to `argc` valid NUL-terminated strings that outlive `'a`.
+unsafe fn collect_args<'a>(argc: c_uint, argv: *mut *mut c_char) -> Result<KVec<&'a str>> {
+    let mut args = KVec::with_capacity(argc as usize, GFP_KERNEL)?;
+    for i in 0..argc as usize {
+        // SAFETY: `i < argc` and the caller guarantees `argv[i]` is a valid
+        // NUL-terminated string living long enough.
+        let s = unsafe { CStr::from_char_ptr(*argv.add(i)) };
+        args.push(s.to_str().map_err(|_| EINVAL)?, GFP_KERNEL)?;
+    }
+    Ok(args)
+}
+
+/// Borrows the state of a constructed target.
+///
+/// # Safety
+///
+/// `ti` must be a target of type `T` between constructor and destructor.
+unsafe fn state<'a, T: TargetOps>(ti: *mut raw::dm_target) -> ArcBorrow<'a, T> {
+    // SAFETY: The constructor stored `Arc::into_raw` in `private`, and it
+    // stays there until the destructor.
+    unsafe { ArcBorrow::from_raw((*ti).private as *const T) }
+}
+
+unsafe extern "C" fn ctr_callback<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+) -> c_int {
+    // SAFETY: device-mapper passes a valid target under construction.
+    let ti = unsafe { &mut *ti };
+    // SAFETY: device-mapper passes `argc` valid strings alive during the call.
+    let args = match unsafe { collect_args(argc, argv) } {
+        Ok(a) => a,
+        Err(e) => {
+            ti.error = c_str!("Invalid argument strings").as_char_ptr().cast_mut();
+            return e.to_errno();
+        }
+    };
+    ti.per_io_data_size = core::mem::size_of::<PerBio<T>>() as c_uint;
+    let mut setup = TargetSetup { ti };
+    match T::ctr(&mut setup, &args) {
+        Ok(state) => {
+            setup.ti.private = Arc::into_raw(state).cast_mut().cast();
+            0
+        }
+        Err(e) => {
+            setup.ti.error = e.msg.as_char_ptr().cast_mut();
+            e.err.to_errno()
+        }
+    }
+}
+
+unsafe extern "C" fn dtr_callback<T: TargetOps>(ti: *mut raw::dm_target) {
+    // SAFETY: `ti` is a constructed `T` target being destroyed.
+    T::dtr(unsafe { state::<T>(ti) });
+    // SAFETY: This takes back the reference the constructor stored.
+    drop(unsafe { Arc::from_raw((*ti).private as *const T) });
+    // SAFETY: `ti` is valid; nothing reads `private` after this.
+    unsafe { (*ti).private = core::ptr::null_mut() };
+}
+
+unsafe extern "C" fn map_callback<T: TargetOps>(ti: *mut raw::dm_target, bio: *mut raw::bio) -> c_int {
+    let Some(bio) = NonNull::new(bio) else {
+        return raw::DM_MAPIO_KILL as c_int;
+    };
+    // SAFETY: `ti` is a constructed `T` target.
+    let this = unsafe { state::<T>(ti) };
+    // SAFETY: device-mapper reserved `per_io_data_size` bytes for this bio.
+    unsafe {
+        per_bio::<T>(bio).write(PerBio {
+            target: &*this as *const T,
+            data: T::BioData::default(),
+        })
+    };
+    // SAFETY: device-mapper hands the bio to the target, which now owns its
+    // completion; its per-bio data was just initialised.
+    let bio = unsafe { DmBio::from_raw(bio) };
+    match T::map(this, bio) {
+        MapResult::Remapped(b) => {
+            b.into_raw();
+            raw::DM_MAPIO_REMAPPED as c_int
+        }
+        MapResult::Submitted => raw::DM_MAPIO_SUBMITTED as c_int,
+        MapResult::Kill(b) => {
+            b.into_raw();
+            raw::DM_MAPIO_KILL as c_int
+        }
+        MapResult::Requeue(b) => {
+            b.into_raw();
+            raw::DM_MAPIO_REQUEUE as c_int
+        }
+    }
+}
+
+unsafe extern "C" fn end_io_callback<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    bio: *mut raw::bio,
+    error: *mut raw::blk_status_t,
+) -> c_int {
+    let (Some(ptr), false) = (NonNull::new(bio), error.is_null()) else {
+        return raw::DM_ENDIO_DONE as c_int;
+    };
+    // SAFETY: `ti` is a constructed `T` target.
+    let this = unsafe { state::<T>(ti) };
+    let mut eb = EndIoBio {
+        ptr,
+        // SAFETY: device-mapper passes a valid status to update.
+        status: unsafe { &mut *error },
+        taken: false,
+        _target: core::marker::PhantomData,
+    };
+    match T::end_io(this, &mut eb) {
+        EndIoResult::Done => raw::DM_ENDIO_DONE as c_int,
+        EndIoResult::Incomplete => raw::DM_ENDIO_INCOMPLETE as c_int,
+        EndIoResult::Requeue => raw::DM_ENDIO_REQUEUE as c_int,
+    }
+}
+
+unsafe extern "C" fn presuspend_callback<T: TargetOps>(ti: *mut raw::dm_target) {
+    // SAFETY: `ti` is a constructed `T` target.
+    T::presuspend(unsafe { state::<T>(ti) });
+}
+
+unsafe extern "C" fn postsuspend_callback<T: TargetOps>(ti: *mut raw::dm_target) {
+    // SAFETY: `ti` is a constructed `T` target.
+    T::postsuspend(unsafe { state::<T>(ti) });
+}
+
+unsafe extern "C" fn resume_callback<T: TargetOps>(ti: *mut raw::dm_target) {
+    // SAFETY: `ti` is a constructed `T` target.
+    T::resume(unsafe { state::<T>(ti) });
+}
+
+/// Wraps device-mapper's `(result, maxlen)` output buffer.
+///
+/// # Safety
+///
+/// `result` must be valid for `maxlen` bytes of writes for `'a`.
+unsafe fn out_buffer<'a>(result: *mut c_char, maxlen: c_uint) -> Option<BoundedWriter<'a>> {
+    if result.is_null() || maxlen == 0 {
+        return None;
+    }
+    // SAFETY: guaranteed by the caller.
+    let buf = unsafe { core::slice::from_raw_parts_mut(result.cast::<u8>(), maxlen as usize) };
+    Some(BoundedWriter::new(buf))
+}
+
+unsafe extern "C" fn status_callback<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    ty: raw::status_type_t,
+    _flags: c_uint,
+    result: *mut c_char,
+    maxlen: c_uint,
+) {
+    let ty = match ty {
+        raw::status_type_t_STATUSTYPE_INFO => StatusType::Info,
+        raw::status_type_t_STATUSTYPE_TABLE => StatusType::Table,
+        _ => StatusType::Ima,
+    };
+    // SAFETY: device-mapper gives a buffer of `maxlen` bytes.
+    let Some(mut out) = (unsafe { out_buffer(result, maxlen) }) else {
+        return;
+    };
+    // SAFETY: `ti` is a constructed `T` target.
+    T::status(unsafe { state::<T>(ti) }, ty, &mut out);
+    out.finish_nul();
+}
+
+unsafe extern "C" fn message_callback<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    argc: c_uint,
+    argv: *mut *mut c_char,
+    result: *mut c_char,
+    maxlen: c_uint,
+) -> c_int {
+    // SAFETY: device-mapper passes `argc` valid strings alive during the call.
+    let args = match unsafe { collect_args(argc, argv) } {
+        Ok(a) => a,
+        Err(e) => return e.to_errno(),
+    };
+    // SAFETY: device-mapper gives a buffer of `maxlen` bytes.
+    let Some(mut out) = (unsafe { out_buffer(result, maxlen) }) else {
+        return EINVAL.to_errno();
+    };
+    // SAFETY: `ti` is a constructed `T` target.
+    let ret = T::message(unsafe { state::<T>(ti) }, &args, &mut out);
+    out.finish_nul();
+    match ret {
+        // device-mapper returns the result text to userspace when the
+        // message handler returns 1.
+        Ok(()) if out.len() > 0 => 1,
+        Ok(()) => 0,
+        Err(e) => e.to_errno(),
+    }
+}
+
+unsafe extern "C" fn iterate_devices_callback<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    f: raw::iterate_devices_callout_fn,
+    data: *mut c_void,
+) -> c_int {
+    let mut visitor = DeviceVisitor {
+        ti,
+        f,
+        data,
+        _life: core::marker::PhantomData,
+    };
+    // SAFETY: `ti` is a constructed `T` target.
+    T::iterate_devices(unsafe { state::<T>(ti) }, &mut visitor)
+}

@@ -1,0 +1,119 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A spinlock that disables interrupts while held.
+//!
+//! The `kernel` crate's `SpinLock` uses plain `spin_lock()`. State that bio
+//! completion callbacks touch (they may run in interrupt context) needs
+//! `spin_lock_irqsave()`, which this type provides.
+
+use super::raw;
+use core::cell::UnsafeCell;
+use core::marker::PhantomData;
+use core::ops::{Deref, DerefMut};
+use kernel::init::PinInit;
+use kernel::prelude::*;
+use kernel::str::CStr;
+use kernel::sync::LockClassKey;
+use kernel::types::Opaque;
+
+/// Creates an [`IrqSpinLock`] initialiser with a lock class of its own.
+macro_rules! new_irq_spinlock {
+    ($inner:expr, $name:literal) => {
+        $crate::binding::lock::IrqSpinLock::new(
+            $inner,
+            kernel::c_str!($name),
+            kernel::static_lock_class!(),
+        )
+    };
+}
+pub(crate) use new_irq_spinlock;
+
+/// A spinlock taken with interrupts disabled, protecting a `T`.
+///
+/// # Invariants
+///
+/// `lock` is an initialised `spinlock_t`; `data` is only accessed while it is
+/// held.
+#[pin_data]
+pub(crate) struct IrqSpinLock<T> {
+    #[pin]
+    lock: Opaque<raw::spinlock_t>,
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: The lock hands out access to `data` to one holder at a time, so it
+// can be shared between threads whenever `T` can be sent between them.
+unsafe impl<T: Send> Sync for IrqSpinLock<T> {}
+// SAFETY: Moving the lock moves the `T` it owns; the spinlock itself is not
+// tied to a thread.
+unsafe impl<T: Send> Send for IrqSpinLock<T> {}
+
+impl<T> IrqSpinLock<T> {
+    /// Returns an initialiser of a lock protecting `data`.
+    pub(crate) fn new(
+        data: T,
+        name: &'static CStr,
+        key: &'static LockClassKey,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            data: UnsafeCell::new(data),
+            // SAFETY: `slot` is valid for writes; `name` and `key` are static.
+            // `LockClassKey` is a transparent wrapper of `lock_class_key`.
+            lock <- Opaque::ffi_init(|slot| unsafe {
+                raw::dmrs_spin_lock_init(
+                    slot,
+                    name.as_char_ptr(),
+                    (key as *const LockClassKey).cast_mut().cast(),
+                )
+            }),
+        })
+    }
+
+    /// Takes the lock, disabling interrupts on this CPU until the guard drops.
+    pub(crate) fn lock(&self) -> IrqGuard<'_, T> {
+        // SAFETY: `self.lock` is initialised (type invariant).
+        let flags = unsafe { raw::dmrs_spin_lock_irqsave(self.lock.get()) };
+        IrqGuard {
+            lock: self,
+            flags,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+/// Access to the data of a held [`IrqSpinLock`].
+///
+/// # Invariants
+///
+/// The lock is held by this guard and `flags` are the interrupt flags saved
+/// when it was taken.
+pub(crate) struct IrqGuard<'a, T> {
+    lock: &'a IrqSpinLock<T>,
+    flags: core::ffi::c_ulong,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T> Deref for IrqGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        // SAFETY: The lock is held (type invariant), so no one else accesses
+        // the data.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> DerefMut for IrqGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: The lock is held (type invariant), so no one else accesses
+        // the data.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for IrqGuard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: The lock is held with these saved flags (type invariant).
+        unsafe { raw::dmrs_spin_unlock_irqrestore(self.lock.lock.get(), self.flags) };
+    }
+}

@@ -1,0 +1,10 @@
+#![no_std]
+//! Host build of the kernel-independent parts of dm-mirror-rs.
+//!
+//! `table.rs` is shared verbatim with the kernel module; this crate exists so
+//! that it can be unit tested with `cargo test` on the build machine.
+
+/// Parsing and formatting of the mirror target's table (shared with the
+/// kernel module).
+#[path = "../../table.rs"]
+pub mod table;

@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Assembles the lean initramfs the QEMU test guest boots from.
+#
+#   scripts/mkinitramfs.sh [--fio] OUT.cpio.gz KERNEL_TREE [EXTRA_KO...]
+#
+# Contents:
+#   /init                  scripts/guest-init.sh (PID 1)
+#   /tests/*.sh            the guest test scripts and tests/lib.sh
+#   /bin/busybox + applet symlinks in /bin
+#   /usr/sbin/{dmsetup,mke2fs,mkfs.ext4,e2fsck,fsck.ext4,blockdev}
+#   /usr/bin/{sha256sum,cmp,dd,timeout}   (GNU; cmp -n/-i, dd *_bytes flags)
+#   /usr/bin/fio           only with --fio (it pulls ~80 MB of libraries)
+#   every library ldd names for those, and the dynamic loader
+#   /modules/c/*.ko        every module the kernel tree built (C dm-mirror,
+#                          dm-log, dm-region-hash, dm-flakey, dm-delay, ...)
+#   /modules/*.ko          EXTRA_KO (our dm_mirror_rs.ko)
+#   /modules/index         "<modname> <path> <dep,dep,...>" for every module
+#                          above; tests/lib.sh resolves dependencies with it
+set -euo pipefail
+
+log() { printf '[initramfs] %s\n' "$*" >&2; }
+die() { printf '[initramfs] error: %s\n' "$*" >&2; exit 1; }
+
+with_fio=0
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--fio) with_fio=1; shift ;;
+	--) shift; break ;;
+	-*) die "unknown option $1" ;;
+	*) break ;;
+	esac
+done
+[ $# -ge 2 ] || die "usage: $0 [--fio] OUT.cpio.gz KERNEL_TREE [EXTRA_KO...]"
+out=$1
+tree=$2
+shift 2
+[ -d "$tree" ] || die "no kernel tree $tree"
+repo=$(cd "$(dirname "$0")/.." && pwd)
+
+stage=$(mktemp -d /tmp/dmrs-initramfs.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+
+log "staging in $stage"
+mkdir -p "$stage"/{bin,sbin,usr/bin,usr/sbin,lib,lib64,etc,proc,sys,dev,tmp,run,var/lock,root,tests,modules/c}
+ln -s /proc/self/mounts "$stage/etc/mtab"
+
+# --- busybox ---------------------------------------------------------------
+bb=$(command -v busybox || true)
+[ -n "$bb" ] || die "busybox not found (scripts/setup-host.sh installs busybox-static)"
+! ldd "$bb" >/dev/null 2>&1 || die "$bb is not static (need busybox-static)"
+cp -L "$bb" "$stage/bin/busybox"
+n=0
+for applet in $("$bb" --list); do
+	[ "$applet" = busybox ] && continue
+	[ -e "$stage/bin/$applet" ] || { ln -s busybox "$stage/bin/$applet"; n=$((n + 1)); }
+done
+log "busybox: $n applets"
+
+# --- dynamic binaries + their libraries ------------------------------------
+copy_libs() { # BINARY: copy what ldd names (and the loader), same paths
+	local f
+	for f in $(ldd "$1" 2>/dev/null | grep -o '/[^ ]*' | sort -u); do
+		[ -e "$f" ] || continue
+		[ -e "$stage$f" ] && continue
+		mkdir -p "$stage$(dirname "$f")"
+		cp -L "$f" "$stage$f"
+	done
+}
+add_bin() { # SRC DESTDIR [ALIAS...]
+	local src=$1 dir=$2 name
+	shift 2
+	[ -x "$src" ] || die "missing $src (run scripts/setup-host.sh)"
+	name=$(basename "$src")
+	cp -L "$src" "$stage$dir/$name"
+	copy_libs "$src"
+	for alias in "$@"; do ln -sf "$name" "$stage$dir/$alias"; done
+}
+add_bin "$(command -v dmsetup)" /usr/sbin
+add_bin "$(command -v mke2fs)" /usr/sbin mkfs.ext4
+add_bin "$(command -v e2fsck)" /usr/sbin fsck.ext4
+add_bin "$(command -v blockdev)" /usr/sbin
+for b in sha256sum cmp dd timeout; do
+	add_bin "$(command -v $b)" /usr/bin
+done
+[ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$stage/etc/"
+if [ "$with_fio" = 1 ]; then
+	add_bin "$(command -v fio)" /usr/bin
+	log "fio included"
+fi
+# the loader's default search path covers /lib/x86_64-linux-gnu; keep
+# /lib64 and /usr/lib as well for the loader path ldd prints
+log "binaries: $(cd "$stage" && ls usr/sbin usr/bin | grep -vc ':$' || true), libraries: $(find "$stage/lib" "$stage/lib64" "$stage/usr/lib" -type f 2>/dev/null | wc -l)"
+
+# --- scripts ---------------------------------------------------------------
+install -m 0755 "$repo/scripts/guest-init.sh" "$stage/init"
+for t in "$repo"/tests/*.sh; do
+	[ -e "$t" ] || continue
+	install -m 0755 "$t" "$stage/tests/"
+done
+[ -f "$stage/tests/lib.sh" ] || die "tests/lib.sh missing"
+log "tests: $(cd "$stage/tests" && ls | grep -v '^lib.sh$' | tr '\n' ' ')"
+
+# --- modules ---------------------------------------------------------------
+strip_cmd=$(command -v llvm-strip || command -v strip)
+index="$stage/modules/index"
+: > "$index"
+add_module() { # KO DESTDIR
+	local ko=$1 dir=$2 base name deps
+	base=$(basename "$ko")
+	cp "$ko" "$stage$dir/$base"
+	"$strip_cmd" --strip-debug "$stage$dir/$base" 2>/dev/null || true
+	name=$(modinfo -F name "$ko" 2>/dev/null || true)
+	[ -n "$name" ] || name=${base%.ko}
+	name=$(echo "$name" | tr - _)
+	deps=$(modinfo -F depends "$ko" 2>/dev/null | tr - _ || true)
+	echo "$name $dir/$base ${deps:--}" >> "$index"
+}
+nc=0
+while IFS= read -r ko; do
+	add_module "$ko" /modules/c
+	nc=$((nc + 1))
+done < <(find "$tree" -name '*.ko' -not -path '*/.tmp*' | sort)
+log "C modules from the tree: $nc ($(cd "$stage/modules/c" && ls | tr '\n' ' '))"
+[ -e "$stage/modules/c/dm-mirror.ko" ] || log "warning: the tree has no dm-mirror.ko"
+for ko in "$@"; do
+	[ -f "$ko" ] || die "no module $ko"
+	add_module "$ko" /modules
+	log "module under test: /modules/$(basename "$ko")"
+done
+
+# --- pack ------------------------------------------------------------------
+mkdir -p "$(dirname "$out")"
+(cd "$stage" && find . -print0 | LC_ALL=C sort -z |
+	cpio --null -o -H newc --quiet --owner 0:0) | gzip -1 > "$out.tmp"
+mv "$out.tmp" "$out"
+log "wrote $out ($(du -h "$out" | cut -f1), unpacked $(du -sh "$stage" | cut -f1))"
