@@ -11,11 +11,13 @@
 use super::bio::{DmBio, Status};
 use super::raw;
 use crate::table::BoundedWriter;
-use core::ffi::{c_char, c_int, c_uint, c_void};
+use core::ffi::c_void;
 use core::ptr::NonNull;
+use kernel::ffi::{c_char, c_int, c_uint};
 use kernel::prelude::*;
 use kernel::str::CString;
 use kernel::sync::{Arc, ArcBorrow};
+use kernel::{c_str, fmt};
 
 /// What `map` did with a bio.
 pub(crate) enum MapResult<T: TargetOps> {
@@ -52,18 +54,18 @@ pub(crate) enum StatusType {
 
 /// An error from a constructor: the message for `ti->error` and the errno.
 pub(crate) struct CtrError {
-    pub(crate) msg: &'static CStr,
+    pub(crate) msg: &'static core::ffi::CStr,
     pub(crate) err: Error,
 }
 
 impl CtrError {
     /// A table the constructor cannot accept (-EINVAL).
-    pub(crate) fn inval(msg: &'static CStr) -> Self {
+    pub(crate) fn inval(msg: &'static core::ffi::CStr) -> Self {
         Self { msg, err: EINVAL }
     }
 
     /// Any other failure.
-    pub(crate) fn new(msg: &'static CStr, err: Error) -> Self {
+    pub(crate) fn new(msg: &'static core::ffi::CStr, err: Error) -> Self {
         Self { msg, err }
     }
 }
@@ -321,8 +323,7 @@ impl LegDevice {
         // SAFETY: `dev` is live (type invariant); its name is a NUL-terminated
         // array filled by device-mapper.
         let name = unsafe { &self.dev.as_ref().name };
-        // SAFETY: `c_char` and `u8` have the same layout.
-        let bytes = unsafe { &*(name as *const [c_char] as *const [u8]) };
+        let bytes: &[u8] = name;
         let len = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
         core::str::from_utf8(bytes.get(..len).unwrap_or(&[])).unwrap_or("?")
     }
@@ -384,7 +385,11 @@ unsafe impl<T: TargetOps> Sync for Registration<T> {}
 
 impl<T: TargetOps> Registration<T> {
     /// Registers `T` as target type `name` with `version`.
-    pub(crate) fn new(name: &'static CStr, version: [u32; 3], module: &'static ThisModule) -> Result<Self> {
+    pub(crate) fn new(
+        name: &'static CStr,
+        version: [u32; 3],
+        module: &'static ThisModule,
+    ) -> Result<Self> {
         let tt = raw::target_type {
             name: name.as_char_ptr(),
             module: module.as_ptr().cast(),
@@ -450,6 +455,12 @@ unsafe fn state<'a, T: TargetOps>(ti: *mut raw::dm_target) -> ArcBorrow<'a, T> {
     unsafe { ArcBorrow::from_raw((*ti).private as *const T) }
 }
 
+/// Device-mapper's `ctr` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn ctr_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     argc: c_uint,
@@ -473,12 +484,18 @@ unsafe extern "C" fn ctr_callback<T: TargetOps>(
             0
         }
         Err(e) => {
-            setup.ti.error = e.msg.as_char_ptr().cast_mut();
+            setup.ti.error = e.msg.as_ptr().cast_mut().cast();
             e.err.to_errno()
         }
     }
 }
 
+/// Device-mapper's `dtr` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn dtr_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target being destroyed.
     T::dtr(unsafe { state::<T>(ti) });
@@ -488,7 +505,16 @@ unsafe extern "C" fn dtr_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     unsafe { (*ti).private = core::ptr::null_mut() };
 }
 
-unsafe extern "C" fn map_callback<T: TargetOps>(ti: *mut raw::dm_target, bio: *mut raw::bio) -> c_int {
+/// Device-mapper's `map` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
+unsafe extern "C" fn map_callback<T: TargetOps>(
+    ti: *mut raw::dm_target,
+    bio: *mut raw::bio,
+) -> c_int {
     let Some(bio) = NonNull::new(bio) else {
         return raw::DM_MAPIO_KILL as c_int;
     };
@@ -521,6 +547,12 @@ unsafe extern "C" fn map_callback<T: TargetOps>(ti: *mut raw::dm_target, bio: *m
     }
 }
 
+/// Device-mapper's `end_io` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn end_io_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     bio: *mut raw::bio,
@@ -545,16 +577,34 @@ unsafe extern "C" fn end_io_callback<T: TargetOps>(
     }
 }
 
+/// Device-mapper's `presuspend` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn presuspend_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target.
     T::presuspend(unsafe { state::<T>(ti) });
 }
 
+/// Device-mapper's `postsuspend` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn postsuspend_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target.
     T::postsuspend(unsafe { state::<T>(ti) });
 }
 
+/// Device-mapper's `resume` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn resume_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target.
     T::resume(unsafe { state::<T>(ti) });
@@ -574,6 +624,12 @@ unsafe fn out_buffer<'a>(result: *mut c_char, maxlen: c_uint) -> Option<BoundedW
     Some(BoundedWriter::new(buf))
 }
 
+/// Device-mapper's `status` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn status_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     ty: raw::status_type_t,
@@ -595,6 +651,12 @@ unsafe extern "C" fn status_callback<T: TargetOps>(
     out.finish_nul();
 }
 
+/// Device-mapper's `message` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn message_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     argc: c_uint,
@@ -617,12 +679,18 @@ unsafe extern "C" fn message_callback<T: TargetOps>(
     match ret {
         // device-mapper returns the result text to userspace when the
         // message handler returns 1.
-        Ok(()) if out.len() > 0 => 1,
+        Ok(()) if !out.is_empty() => 1,
         Ok(()) => 0,
         Err(e) => e.to_errno(),
     }
 }
 
+/// Device-mapper's `iterate_devices` callback for `T`.
+///
+/// # Safety
+///
+/// Device-mapper calls it with a target of type `T` (constructed, except
+/// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn iterate_devices_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     f: raw::iterate_devices_callout_fn,

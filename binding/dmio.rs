@@ -5,8 +5,9 @@
 use super::bio::DmBio;
 use super::dm::{bio_target, LegDevice, TargetOps};
 use super::raw;
-use core::ffi::{c_ulong, c_void};
+use core::ffi::c_void;
 use core::ptr::NonNull;
+use kernel::ffi::c_ulong;
 use kernel::prelude::*;
 use kernel::sync::ArcBorrow;
 
@@ -19,9 +20,19 @@ pub(crate) trait BioIoDone: TargetOps {
 
 /// An area of one device for dm-io.
 #[derive(Clone, Copy)]
+#[repr(transparent)]
 pub(crate) struct IoRegion(raw::dm_io_region);
 
 impl IoRegion {
+    /// No area at all (a placeholder in fixed-size arrays).
+    pub(crate) const fn empty() -> Self {
+        IoRegion(raw::dm_io_region {
+            bdev: core::ptr::null_mut(),
+            sector: 0,
+            count: 0,
+        })
+    }
+
     /// `count` sectors of `leg` from `sector` (of that device).
     pub(crate) fn new(leg: &LegDevice, sector: u64, count: u64) -> Self {
         IoRegion(raw::dm_io_region {
@@ -51,13 +62,11 @@ impl IoClient {
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: No preconditions; the result is an ERR_PTR or a client.
         let ptr = unsafe { raw::dm_io_client_create() };
-        if ptr.is_null() || (ptr as usize) >= (-4095isize) as usize {
+        if (ptr as usize) >= (-4095isize) as usize {
             return Err(ENOMEM);
         }
-        // SAFETY: `ptr` is neither null nor an error pointer.
-        Ok(Self {
-            ptr: unsafe { NonNull::new_unchecked(ptr) },
-        })
+        let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
+        Ok(Self { ptr })
     }
 
     /// Writes `bio` (its data, or just its flush) to every region, or
@@ -89,21 +98,20 @@ impl IoClient {
             },
             client: self.ptr.as_ptr(),
         };
-        // dm-io only reads `regions` while it submits.
-        let mut regions_copy = [raw::dm_io_region::default(); 16];
-        for (dst, src) in regions_copy.iter_mut().zip(regions) {
-            *dst = src.0;
-        }
+        // dm-io only reads the regions while it submits, and never writes
+        // them, despite the non-const pointer.
+        let regions_ptr = regions.as_ptr() as *mut raw::dm_io_region;
         // SAFETY: `req` describes a live bio (or no memory for a discard) and
-        // a live client; `regions_copy` holds `nr` valid regions; completion
+        // a live client; `IoRegion` is a transparent `dm_io_region`, `nr` of
+        // them valid; completion
         // comes through `bio_notify::<T>` with the bio as context.
         let ret = unsafe {
             raw::dm_io(
                 &mut req,
-                nr.min(16),
-                regions_copy.as_mut_ptr(),
+                nr,
+                regions_ptr,
                 core::ptr::null_mut(),
-                raw::IOPRIO_DEFAULT,
+                raw::dmrs_ioprio_default(),
             )
         };
         if ret != 0 {
@@ -122,6 +130,12 @@ impl Drop for IoClient {
     }
 }
 
+/// dm-io's completion callback for requests made by `submit_bio_to_all`.
+///
+/// # Safety
+///
+/// `context` must be the raw pointer of a `T` bio whose dm-io request has
+/// just finished (or was refused), and whose completion nobody else owns.
 unsafe extern "C" fn bio_notify<T: BioIoDone>(error: c_ulong, context: *mut c_void) {
     let Some(bio) = NonNull::new(context.cast::<raw::bio>()) else {
         return;

@@ -3,6 +3,8 @@
  * C helpers of dm-mirror-rs: each one only forwards to a static inline
  * function or macro of the kernel so that Rust can call it.
  */
+#include <linux/ioprio.h>
+
 #include "helpers.h"
 
 void dmrs_bio_set_dev(struct bio *bio, struct block_device *bdev)
@@ -41,4 +43,9 @@ unsigned long dmrs_spin_lock_irqsave(spinlock_t *lock)
 void dmrs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 {
 	spin_unlock_irqrestore(lock, flags);
+}
+
+unsigned short dmrs_ioprio_default(void)
+{
+	return IOPRIO_DEFAULT;
 }

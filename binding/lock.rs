@@ -89,7 +89,7 @@ impl<T> IrqSpinLock<T> {
 /// when it was taken.
 pub(crate) struct IrqGuard<'a, T> {
     lock: &'a IrqSpinLock<T>,
-    flags: core::ffi::c_ulong,
+    flags: kernel::ffi::c_ulong,
     _not_send: PhantomData<*mut ()>,
 }
 

@@ -22,9 +22,17 @@
     non_snake_case,
     improper_ctypes,
     unreachable_pub,
-    unsafe_op_in_unsafe_fn
+    unsafe_op_in_unsafe_fn,
+    unknown_lints,
+    unnecessary_transmutes
 )]
 pub(crate) mod raw {
+    // The kernel's own bindings map these to Rust's pointer-sized integers,
+    // and so does its bindgen_parameters (mirrored in ours).
+    type __kernel_size_t = usize;
+    type __kernel_ssize_t = isize;
+    type __kernel_ptrdiff_t = isize;
+
     include!("bindings_generated.rs");
 }
 

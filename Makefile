@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# dm-mirror-rs: top-level make targets.
+#
+#   make                 build dm_mirror_rs.ko (against KDIR, default: the
+#                        project's cached test kernel, built on demand)
+#   make CLIPPY=1        the same, with clippy on the Rust code
+#   make check           install what is missing, build everything, run host
+#                        and guest tests (what CI runs)
+#   make demo            create a mirror in a guest and show what it does
+#   make host-test       host unit tests of the kernel-free code
+#   make kernel          build (or reuse) the test kernel
+#   make modules_install / clean
+#
+# The module is built the kernel way: make -C $(KDIR) M=$(CURDIR) LLVM=1.
+
+DMRS_CACHE ?= $(HOME)/.cache/dm-mirror-rs
+KDIR ?= $(DMRS_CACHE)/linux-debug
+LLVM ?= 1
+export LLVM
+
+.PHONY: all modules modules_install clean check demo host-test kernel fmt-check
+
+all: modules
+
+modules:
+	@if [ ! -f "$(KDIR)/Module.symvers" ]; then \
+		echo "No built kernel tree at $(KDIR): run 'make kernel' or pass KDIR=" >&2; exit 1; fi
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=$(CLIPPY)) modules
+
+modules_install:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) modules_install
+
+clean:
+	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) clean
+	rm -f binding/bindings_generated.rs binding/.bindings_generated.rs.cmd
+
+kernel:
+	scripts/build-kernel.sh debug
+
+host-test:
+	cd host && cargo test
+
+fmt-check:
+	rustfmt --check --edition 2021 --config-path $(KDIR)/.rustfmt.toml dm_mirror_rs.rs
+
+check:
+	scripts/check.sh
+
+demo:
+	scripts/demo.sh

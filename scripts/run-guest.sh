@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Boots the debug test kernel in QEMU (TCG) and runs the guest tests.
+#
+#   scripts/run-guest.sh [--kernel TREE] [--module KO] [--impl rs|c]
+#                        [--mem 512M] [--tests LIST] [--timeout SECS]
+#                        [--test-timeout SECS] [--keep DIR] [--fio]
+#                        [--append ARGS]
+#
+#   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
+#   --module KO     our module, copied to /modules/ (default: none)
+#   --impl c        test the C dm-mirror instead (kernel cmdline dmrs.impl=c)
+#   --tests LIST    comma separated test names or prefixes (default all)
+#   --timeout SECS  host-side limit for the whole run (default 900)
+#   --test-timeout  per-test limit inside the guest (default 240)
+#   --keep DIR      keep console.log, tap.log, initramfs and disks in DIR
+#   --fio           put fio into the initramfs (large)
+#
+# Guest disks (fresh sparse files each run): vda, vdb 256 MiB virtio-blk,
+# vdc 16 MiB virtio-blk, sda/sdb 128 MiB AHCI SATA with serials DMRS0000/1.
+# TAP goes to stdout. Exit 0 only if every TAP point is ok, the plan is
+# complete and the console log is free of kernel splats.
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${DMRS_CACHE:-$HOME/.cache/dm-mirror-rs}
+kernel=$cache/linux-debug
+module=
+impl=rs
+mem=512M
+tests=all
+timeout=900
+test_timeout=240
+keep=
+fio=
+append=
+
+die() { echo "run-guest: $*" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+	case "$1" in
+	--kernel) kernel=$2; shift 2 ;;
+	--module) module=$2; shift 2 ;;
+	--impl) impl=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--tests) tests=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--test-timeout) test_timeout=$2; shift 2 ;;
+	--keep) keep=$2; shift 2 ;;
+	--fio) fio=--fio; shift ;;
+	--append) append=$2; shift 2 ;;
+	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	*) die "unknown argument $1" ;;
+	esac
+done
+case "$impl" in rs|c) ;; *) die "--impl must be rs or c" ;; esac
+bzimage=$kernel/arch/x86/boot/bzImage
+[ -f "$bzimage" ] || die "no $bzimage (scripts/build-kernel.sh debug)"
+[ -f "$kernel/.dmrs-stamp" ] || echo "run-guest: warning: $kernel has no .dmrs-stamp (build unfinished?)" >&2
+if [ -n "$module" ]; then
+	[ -f "$module" ] || die "no module $module"
+	module=$(realpath "$module")
+fi
+
+if [ -n "$keep" ]; then
+	mkdir -p "$keep"
+	work=$(realpath "$keep")
+	rm -f "$work"/{console.log,tap.log,initramfs.cpio.gz,*.img}
+else
+	work=$(mktemp -d /tmp/dmrs-run.XXXXXX)
+fi
+console=$work/console.log
+taplog=$work/tap.log
+
+echo "run-guest: work dir $work" >&2
+"$here/mkinitramfs.sh" $fio "$work/initramfs.cpio.gz" "$kernel" ${module:+"$module"} ||
+	die "mkinitramfs failed"
+
+for d in vda:256M vdb:256M vdc:16M sata0:128M sata1:128M; do
+	rm -f "$work/${d%%:*}.img"
+	truncate -s "${d#*:}" "$work/${d%%:*}.img"
+done
+: > "$console"
+: > "$taplog"
+
+cmdline="console=ttyS0 panic=-1 printk.devkmsg=on dmrs.tests=$tests dmrs.impl=$impl dmrs.timeout=$test_timeout $append"
+qemu=(qemu-system-x86_64 -accel tcg -smp 2 -m "$mem" -nographic -monitor none -no-reboot
+	-kernel "$bzimage" -initrd "$work/initramfs.cpio.gz" -append "$cmdline"
+	-serial "file:$console" -serial "file:$taplog"
+	-drive "file=$work/vda.img,if=none,id=vda,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vda
+	-drive "file=$work/vdb.img,if=none,id=vdb,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdb
+	-drive "file=$work/vdc.img,if=none,id=vdc,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdc
+	-device ahci,id=ahci
+	-drive "file=$work/sata0.img,if=none,id=sata0,format=raw,cache=unsafe" -device ide-hd,drive=sata0,bus=ahci.0,serial=DMRS0000
+	-drive "file=$work/sata1.img,if=none,id=sata1,format=raw,cache=unsafe" -device ide-hd,drive=sata1,bus=ahci.1,serial=DMRS0001)
+
+echo "run-guest: booting ($impl, tests=$tests, mem=$mem, timeout ${timeout}s)" >&2
+start=$(date +%s)
+timeout --foreground -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$work/qemu.out" 2>&1
+qrc=$?
+elapsed=$(( $(date +%s) - start ))
+echo "run-guest: qemu exited with $qrc after ${elapsed}s" >&2
+
+fail=0
+problem() { echo "run-guest: FAIL: $*" >&2; fail=1; }
+
+[ $qrc -eq 124 ] || [ $qrc -eq 137 ] && problem "timeout: the guest did not finish within ${timeout}s"
+[ $qrc -ne 0 ] && [ $qrc -ne 124 ] && [ $qrc -ne 137 ] && { cat "$work/qemu.out" >&2; problem "qemu exit status $qrc"; }
+
+# --- TAP ---------------------------------------------------------------------
+tr -d '\r' < "$taplog" > "$taplog.clean" && mv "$taplog.clean" "$taplog"
+cat "$taplog"
+results=$(grep -Ec '^(not )?ok [0-9]+' "$taplog")
+plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$taplog" | tail -n 1)
+if [ -z "$plan" ]; then
+	problem "no TAP plan: the guest died or hung before the end ($results results)"
+elif [ "$plan" != "$results" ]; then
+	problem "TAP plan 1..$plan but $results results"
+fi
+# numbering must run 1..N without gaps
+if ! grep -Eo '^(not )?ok [0-9]+' "$taplog" | awk '{print $NF}' | awk '$1 != NR {exit 1}'; then
+	problem "TAP numbering is not 1..N in order"
+fi
+nfail=$(grep -c '^not ok' "$taplog")
+[ "$nfail" -gt 0 ] && problem "$nfail TAP failures:" && grep '^not ok' "$taplog" >&2
+grep -q '^Bail out!' "$taplog" && problem "TAP bail out"
+
+# --- console -----------------------------------------------------------------
+splats='WARNING:|BUG:|Oops|Call Trace:|general protection fault|Kernel panic|kernel BUG at'
+splats+='|possible recursive locking|possible circular locking|circular locking dependency'
+splats+='|inconsistent lock state|possible irq lock inversion|suspicious RCU usage'
+splats+='|DEBUG_LOCKS_WARN_ON|turning off the locking correctness validator|lockdep: |INFO: lockdep'
+splats+='|INFO: task .* blocked for more than|rcu_sched detected stalls|rcu_preempt detected stalls'
+splats+='|rcu: INFO:|detected stall|soft lockup|hard LOCKUP|watchdog: BUG'
+splats+='|KASAN|kasan: bad access|UBSAN|unreferenced object 0x|new suspected memory leaks'
+splats+='|list_add corruption|list_del corruption|refcount_t: |Unable to handle kernel'
+splats+='|invoked oom-killer|Out of memory|segfault at|double free|stack-protector|stack guard page'
+splats+='|trap invalid opcode|invalid opcode:|Bad page state|BUG kmalloc|Object already free|Redzone|Poison overwritten'
+tr -d '\r' < "$console" > "$console.clean" && mv "$console.clean" "$console"
+if bad=$(grep -En "$splats" "$console"); then
+	problem "kernel splats in the console log:"
+	echo "$bad" | head -n 60 >&2
+fi
+grep -q 'dmrs-init: all done' "$console" || problem "the guest init did not finish"
+
+[ -n "$keep" ] || rm -f "$work"/*.img "$work/initramfs.cpio.gz"
+echo "run-guest: console log: $console (${elapsed}s, $results results, $nfail failed)" >&2
+if [ $fail -ne 0 ]; then
+	echo "run-guest: RESULT: FAIL" >&2
+	exit 1
+fi
+echo "run-guest: RESULT: PASS" >&2
+exit 0

@@ -1,0 +1,266 @@
+# Helpers for the guest test scripts (POSIX sh, busybox ash). Source it:
+#   . /tests/lib.sh
+# Environment (set by /init, defaults for running a script by hand):
+#   DMRS_TAP        where TAP lines go (/dev/ttyS1 in the guest)
+#   DMRS_TAP_COUNT  file holding the number of the last TAP point
+#   DMRS_IMPL       rs (our module, default) or c (the C dm-mirror)
+#   DMRS_TEST       test name, prefixed to every TAP point
+#   DMRS_RS_KO      our module (default /modules/dm_mirror_rs.ko)
+# A script reports its results with tap_ok/tap_fail/tap_skip/check and ends
+# with `tap_end`, which runs the cleanup and exits 0. A non-zero exit means
+# the script itself broke; /init reports that as an extra failure.
+
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin
+export DM_DISABLE_UDEV=1
+: "${DMRS_TAP:=/dev/stdout}"
+: "${DMRS_TAP_COUNT:=/tmp/dmrs-tap.count}"
+: "${DMRS_IMPL:=rs}"
+: "${DMRS_TEST:=$(basename "$0" .sh)}"
+if [ -z "${DMRS_RS_KO:-}" ]; then
+	DMRS_RS_KO=/modules/dm_mirror_rs.ko
+	if [ ! -e "$DMRS_RS_KO" ]; then
+		for _f in /modules/*.ko; do
+			[ -e "$_f" ] && { DMRS_RS_KO=$_f; break; }
+		done
+	fi
+fi
+DMRS_MOD_INDEX=/modules/index
+DMRS_LOG=/tmp/dmrs-$$.log # output of the last command run by check/mkmirror
+
+# ---------------------------------------------------------------- TAP ----
+_tap_clean() { # one line, no '#' (it starts a TAP directive)
+	printf '%s' "$*" | tr '\n#' '  ' | cut -c1-400
+}
+_tap_emit() {
+	echo "$*" >> "$DMRS_TAP"
+	[ "$DMRS_TAP" = /dev/stdout ] || echo "[tap] $*"
+}
+_tap_next() {
+	_n=$(cat "$DMRS_TAP_COUNT" 2>/dev/null || echo 0)
+	_n=$((_n + 1))
+	echo $_n > "$DMRS_TAP_COUNT"
+	echo $_n
+}
+_tap_name() {
+	case "$1" in
+	"$DMRS_TEST"*) _tap_clean "$1" ;;
+	*) _tap_clean "$DMRS_TEST: $1" ;;
+	esac
+}
+# tap_diag MSG...: a diagnostic line ("# MSG") in the TAP stream
+tap_diag() {
+	printf '%s\n' "$*" | while IFS= read -r _l; do _tap_emit "# $_l"; done
+}
+tap_ok() { _tap_emit "ok $(_tap_next) $(_tap_name "$1")"; }
+tap_fail() {
+	_tap_emit "not ok $(_tap_next) $(_tap_name "$1") # $(_tap_clean "${2:-failed}")"
+	DMRS_FAILS=$((${DMRS_FAILS:-0} + 1))
+}
+tap_skip() { _tap_emit "ok $(_tap_next) $(_tap_name "$1") # SKIP $(_tap_clean "${2:-}")"; }
+
+# check NAME CMD [ARGS...]: run CMD, ok if it exits 0, else not ok with
+# its exit status and the last line of its output (all output in TAP diag)
+check() {
+	local name=$1 rc
+	shift
+	"$@" > "$DMRS_LOG" 2>&1
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		tap_ok "$name"
+		return 0
+	fi
+	cat "$DMRS_LOG"
+	tap_diag "$(tail -n 20 "$DMRS_LOG")"
+	tap_fail "$name" "$* -> exit $rc: $(tail -n 1 "$DMRS_LOG")"
+	return 1
+}
+
+# fail MSG: print MSG to stderr and return 1 (for use inside check'ed helpers)
+fail() { echo "$*" >&2; return 1; }
+
+# ------------------------------------------------------------- cleanup ----
+# at_end CMD: run CMD (a string, eval'ed) from tap_end, last registered first
+DMRS_AT_END=
+at_end() { DMRS_AT_END="$1
+$DMRS_AT_END"; }
+tap_end() {
+	printf '%s\n' "$DMRS_AT_END" | while IFS= read -r _c; do
+		[ -n "$_c" ] && eval "$_c" > /dev/null 2>&1
+	done
+	DMRS_AT_END=
+	rm -f "$DMRS_LOG"
+	exit 0
+}
+
+# ------------------------------------------------------------- modules ----
+_modname() { basename "$1" .ko | tr - _; }
+mod_loaded() { [ -d "/sys/module/$(echo "$1" | tr - _)/sections" ] || grep -q "^$(echo "$1" | tr - _) " /proc/modules 2>/dev/null; }
+
+# load_ko NAME|PATH: insmod a module from /modules (and its dependencies)
+load_ko() {
+	local _path _name _deps _d
+	case "$1" in
+	*/*) _path=$1; _name=$(awk -v p="$1" '$2 == p {print $1}' "$DMRS_MOD_INDEX")
+		[ -n "$_name" ] || _name=$(_modname "$1") ;;
+	*) _name=$(echo "$1" | tr - _)
+		_path=$(awk -v n="$_name" '$1 == n {print $2; exit}' "$DMRS_MOD_INDEX") ;;
+	esac
+	mod_loaded "$_name" && return 0
+	# built into the kernel: /sys/module exists without being in /proc/modules
+	[ -z "$_path" ] && [ -d "/sys/module/$_name" ] && return 0
+	[ -n "$_path" ] && [ -e "$_path" ] || fail "module $1 not found in $DMRS_MOD_INDEX" || return 1
+	_deps=$(awk -v n="$_name" '$1 == n {print $3; exit}' "$DMRS_MOD_INDEX")
+	for _d in $(echo "$_deps" | tr ',' ' '); do
+		[ "$_d" = - ] && continue
+		load_ko "$_d" || return 1
+	done
+	insmod "$_path" || fail "insmod $_path failed" || return 1
+}
+# unload_mod NAME...: rmmod each loaded one, in the order given
+unload_mod() {
+	local _m
+	for _m in "$@"; do
+		_m=$(echo "$_m" | tr - _)
+		mod_loaded "$_m" || continue
+		rmmod "$_m" || fail "rmmod $_m failed" || return 1
+		! mod_loaded "$_m" || fail "$_m still loaded after rmmod" || return 1
+	done
+}
+# The C dm-mirror; it and ours both register target "mirror" (and dm-log's
+# "core"/"disk" logs), so only one of them can be loaded at a time.
+load_c() {
+	[ -e /modules/c/dm-mirror.ko ] || fail "no C dm-mirror.ko in /modules/c" || return 1
+	load_ko dm_mirror
+}
+unload_c() { unload_mod dm_mirror dm_region_hash dm_log; }
+# The module under test: ours by default, the C one with dmrs.impl=c.
+rs_modname() { awk -v p="$DMRS_RS_KO" '$2 == p {print $1}' "$DMRS_MOD_INDEX"; }
+load_rs() {
+	if [ "$DMRS_IMPL" = c ]; then
+		load_c
+		return
+	fi
+	mod_loaded dm_mirror && { fail "the C dm_mirror is loaded"; return 1; }
+	[ -e "$DMRS_RS_KO" ] || fail "$DMRS_RS_KO missing (run-guest.sh --module KO)" || return 1
+	load_ko "$DMRS_RS_KO"
+}
+unload_rs() {
+	if [ "$DMRS_IMPL" = c ]; then
+		unload_c
+		return
+	fi
+	[ -e "$DMRS_RS_KO" ] || return 0
+	unload_mod "$(rs_modname)"
+}
+impl_name() { if [ "$DMRS_IMPL" = c ]; then echo "C dm-mirror"; else basename "$DMRS_RS_KO"; fi; }
+
+# target_version TARGET: the version `dmsetup targets` prints (1.14.0)
+target_version() {
+	dmsetup targets | awk -v t="$1" '$1 == t {sub(/^v/, "", $2); print $2}'
+}
+# version_ge A B: dotted version A >= B
+version_ge() {
+	local _a _b _i _x _y
+	_a=$1 _b=$2
+	for _i in 1 2 3; do
+		_x=$(echo "$_a" | cut -d. -f$_i)
+		_y=$(echo "$_b" | cut -d. -f$_i)
+		_x=${_x:-0} _y=${_y:-0}
+		[ "$_x" -gt "$_y" ] && return 0
+		[ "$_x" -lt "$_y" ] && return 1
+	done
+	return 0
+}
+
+# ------------------------------------------------------------- devices ----
+dev_sectors() { blockdev --getsz "$1"; }
+# majmin DEV: "major:minor" in decimal, as dm prints devices
+majmin() {
+	local _t
+	_t=$(stat -L -c '%t %T' "$1") || return 1
+	set -- $_t
+	printf '%d:%d\n' "0x$1" "0x$2"
+}
+# mkmirror NAME TABLE: dmsetup create and check /dev/mapper/NAME is a
+# block device; removed again by tap_end
+mkmirror() {
+	dmsetup create "$1" --table "$2" || fail "dmsetup create $1 failed: $2" || return 1
+	at_end "rmdev $1"
+	[ -b "/dev/mapper/$1" ] || fail "/dev/mapper/$1 is not a block device" || return 1
+}
+# rmdev NAME: remove a dm device (retrying while it is briefly busy)
+rmdev() {
+	local _i
+	dev_exists "$1" || return 0
+	for _i in 1 2 3 4 5; do
+		dmsetup remove "$1" && break
+		sleep 1
+	done
+	! dev_exists "$1" || fail "dm device $1 still exists" || return 1
+	[ ! -e "/dev/mapper/$1" ] || fail "/dev/mapper/$1 left behind" || return 1
+}
+dev_exists() { dmsetup info "$1" > /dev/null 2>&1; }
+# dm_count: number of dm devices
+dm_count() { dmsetup ls | awk '$1 != "No" {n++} END {print n + 0}'; }
+
+# drop the page cache of block devices (read legs after dm wrote them)
+flushbufs() {
+	for _d in "$@"; do blockdev --flushbufs "$_d" 2>/dev/null; done
+	echo 3 > /proc/sys/vm/drop_caches
+}
+# legs_identical DEV0 DEV1 SECTORS [OFF0 [OFF1]]: the SECTORS long ranges
+# starting at OFF0/OFF1 (sectors, default 0) are byte-identical
+legs_identical() {
+	flushbufs "$1" "$2"
+	cmp -n $(($3 * 512)) -i $((${4:-0} * 512)):$((${5:-0} * 512)) "$1" "$2"
+}
+# data_at FILE DEV [OFF]: DEV holds FILE's bytes at sector OFF
+data_at() {
+	flushbufs "$2"
+	cmp -n "$(stat -c %s "$1")" -i 0:$((${3:-0} * 512)) "$1" "$2"
+}
+# sha_of DEV SECTORS [OFF]: sha256 of a sector range, read with O_DIRECT
+sha_of() {
+	dd if="$1" bs=1M iflag=direct,skip_bytes,count_bytes \
+		skip=$((${3:-0} * 512)) count=$(($2 * 512)) 2>/dev/null | sha256sum | cut -d' ' -f1
+}
+sha_file() { sha256sum "$1" | cut -d' ' -f1; }
+# randfile FILE MIB: MIB MiB from /dev/urandom
+randfile() { dd if=/dev/urandom of="$1" bs=1M count="$2" 2>/dev/null; }
+
+# mirror_status NAME: the status after "start len mirror"
+mirror_status() { dmsetup status "$1" | cut -d' ' -f4-; }
+# sync_ratio NAME: "<in_sync>/<regions>"
+sync_ratio() {
+	mirror_status "$1" | awk '{ n = $1; print $(n + 2) }'
+}
+# wait_sync NAME [SECS]: wait until every region is in sync (default 60 s)
+wait_sync() {
+	local _end _r
+	_end=$(( $(date +%s) + ${2:-60} ))
+	while :; do
+		_r=$(sync_ratio "$1")
+		[ -n "$_r" ] && [ "${_r%/*}" = "${_r#*/}" ] && return 0
+		[ "$(date +%s)" -ge $_end ] && { fail "$1 not in sync after ${2:-60}s: $_r"; return 1; }
+		sleep 0.5
+	done
+}
+
+# ---------------------------------------------------------------- dmesg ---
+# kmsg_mark ID: put "dmrs-mark ID" into the kernel log
+kmsg_mark() { echo "dmrs-mark $1" > /dev/kmsg; }
+# dmesg_since ID: kernel log lines after the mark
+dmesg_since() {
+	dmesg | awk -v m="dmrs-mark $1" 'f {print} !f && index($0, m) && substr($0, length($0) - length(m) + 1) == m {f = 1}'
+}
+# reads_as FILE DEV [OFF]: reading DEV at sector OFF (O_DIRECT) gives FILE
+reads_as() {
+	local want got
+	want=$(sha_file "$1")
+	got=$(sha_of "$2" $(( $(stat -c %s "$1") / 512 )) "${3:-0}")
+	[ "$want" = "$got" ] || fail "sha256 of $2 @ ${3:-0}: $got, want $want"
+}
+# no_devices: no dm device exists
+no_devices() {
+	[ "$(dm_count)" = 0 ] || fail "dm devices left: $(dmsetup ls | tr '\n' ' ')"
+}
