@@ -48,10 +48,12 @@ export DMRS_TAP=$tap
 export DMRS_TAP_COUNT=/run/dmrs-tap.count
 export DMRS_IMPL=$impl
 export DM_DISABLE_UDEV=1
+DMRS_TEST=
 echo 0 > "$DMRS_TAP_COUNT"
 . /tests/lib.sh
 
-say() { echo "dmrs-init: $*"; echo "dmrs-init: $*" > /dev/kmsg 2>/dev/null; }
+# to the kernel log (and so to the console, with a timestamp)
+say() { echo "dmrs-init: $*" > /dev/kmsg 2>/dev/null || echo "dmrs-init: $*"; }
 
 say "impl=$impl tests=$tests timeout=${per_test}s kernel $(uname -r)"
 echo "TAP version 13" >> "$DMRS_TAP"

@@ -82,7 +82,10 @@ done
 : > "$taplog"
 
 cmdline="console=ttyS0 panic=-1 printk.devkmsg=on dmrs.tests=$tests dmrs.impl=$impl dmrs.timeout=$test_timeout $append"
-qemu=(qemu-system-x86_64 -accel tcg -smp 2 -m "$mem" -nographic -monitor none -no-reboot
+# q35, not the default i440fx: the i440fx _PRT AML is a 128-step loop that a
+# KASAN+kmemleak+lockdep kernel under TCG cannot finish within ACPI's 30 s
+# loop limit (soft lockups, then "can't derive routing for PCI INT A").
+qemu=(qemu-system-x86_64 -machine q35 -accel tcg -smp 2 -m "$mem" -nodefaults -nographic -monitor none -no-reboot
 	-kernel "$bzimage" -initrd "$work/initramfs.cpio.gz" -append "$cmdline"
 	-serial "file:$console" -serial "file:$taplog"
 	-drive "file=$work/vda.img,if=none,id=vda,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vda

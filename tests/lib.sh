@@ -15,7 +15,7 @@ export DM_DISABLE_UDEV=1
 : "${DMRS_TAP:=/dev/stdout}"
 : "${DMRS_TAP_COUNT:=/tmp/dmrs-tap.count}"
 : "${DMRS_IMPL:=rs}"
-: "${DMRS_TEST:=$(basename "$0" .sh)}"
+: "${DMRS_TEST=$(basename "$0" .sh)}"
 if [ -z "${DMRS_RS_KO:-}" ]; then
 	DMRS_RS_KO=/modules/dm_mirror_rs.ko
 	if [ ! -e "$DMRS_RS_KO" ]; then
@@ -42,6 +42,7 @@ _tap_next() {
 	echo $_n
 }
 _tap_name() {
+	[ -n "$DMRS_TEST" ] || { _tap_clean "$1"; return; }
 	case "$1" in
 	"$DMRS_TEST"*) _tap_clean "$1" ;;
 	*) _tap_clean "$DMRS_TEST: $1" ;;

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Runs every test of dm-mirror-rs, from a fresh Debian 12 machine if need be:
+# installs what is missing, builds (or reuses) the test kernel, builds the
+# module with clippy, runs the host unit tests and the guest tests under QEMU.
+#
+#   scripts/check.sh [run-guest.sh options, e.g. --tests 03]
+#
+# Prints TAP from the guest and ends with "check: N passed, N failed".
+set -uo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(dirname "$here")
+cd "$top"
+step() { printf '\n=== %s\n' "$*"; }
+passed=0
+failed=0
+result() { # name status
+	if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "check: ok - $1"
+	else failed=$((failed + 1)); echo "check: FAILED - $1"; fi
+}
+
+step "host packages, rust-src, bindgen"
+"$here/setup-host.sh" || { echo "check: setup failed"; exit 1; }
+export PATH="$HOME/.cargo/bin:$PATH"
+
+step "test kernel (cached after the first build)"
+kdir=$("$here/build-kernel.sh" debug) || { echo "check: kernel build failed"; exit 1; }
+
+step "host unit tests (cargo test)"
+(cd host && cargo test 2>&1)
+result "host cargo test" $?
+
+step "rustfmt"
+rustfmt --check --edition 2021 --config-path "$kdir/.rustfmt.toml" dm_mirror_rs.rs
+result "rustfmt" $?
+
+step "module build with clippy (make CLIPPY=1, warnings fail)"
+make -s clean KDIR="$kdir" >/dev/null 2>&1
+out=$(make KDIR="$kdir" CLIPPY=1 2>&1)
+rc=$?
+echo "$out" | grep -v '^make\[' | tail -40
+if [ $rc = 0 ] && ! echo "$out" | grep -q '^warning\|^error' && [ -f dm_mirror_rs.ko ]; then
+	result "module build, clippy clean" 0
+else
+	result "module build, clippy clean" 1
+	echo "check: $passed passed, $failed failed"
+	exit 1
+fi
+
+step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
+"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" "$@"
+result "guest tests" $?
+
+echo
+echo "check: $passed passed, $failed failed"
+[ "$failed" = 0 ]
