@@ -19,6 +19,7 @@
 mod binding;
 mod dirty_log;
 mod kmirrord;
+mod mempool;
 mod region_hash;
 /// Table arguments and status text, shared with the host test crate.
 #[allow(unreachable_pub, dead_code)]
@@ -26,21 +27,23 @@ mod table;
 
 use binding::bio::{DmBio, Op, Status};
 use binding::dm::{
-    CtrError, DeviceVisitor, LegDevice, MapResult, Registration, StatusType, Target, TargetOps,
-    TargetSetup,
+    CtrError, DeviceVisitor, EndIoBio, EndIoResult, LegDevice, MapResult, Registration, StatusType,
+    Target, TargetOps, TargetSetup,
 };
 use binding::dmio::{BioIoDone, IoClient};
+use binding::kcopyd::KcopydClient;
 use binding::lock::{new_irq_spinlock, IrqSpinLock};
 use binding::wq::OwnedQueue;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
-use dirty_log::CoreLog;
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use dirty_log::{CoreLog, DirtyLog};
 use kernel::c_str;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
-use kernel::sync::{Arc, ArcBorrow};
+use kernel::sync::{new_condvar, new_spinlock, Arc, ArcBorrow, CondVar, SpinLock};
 use kernel::workqueue::{impl_has_work, new_work, Work};
-use region_hash::RegionGeometry;
+use mempool::FallbackPool;
+use region_hash::{Region, RegionGeometry, RegionHash};
 use table::{Features, LegArg, LegErrors, LogArgs, LogKind, LogStatus, MirrorTable};
 
 pub(crate) use table::MAX_LEGS;
@@ -75,11 +78,11 @@ impl kernel::Module for DmMirrorModule {
 
 /// Error kinds counted per leg; each shows as a health character.
 #[derive(Default)]
-struct LegErrorCounts {
-    flush: AtomicU32,
-    write: AtomicU32,
-    sync: AtomicU32,
-    read: AtomicU32,
+pub(crate) struct LegErrorCounts {
+    pub(crate) flush: AtomicU32,
+    pub(crate) write: AtomicU32,
+    pub(crate) sync: AtomicU32,
+    pub(crate) read: AtomicU32,
 }
 
 impl LegErrorCounts {
@@ -99,7 +102,20 @@ pub(crate) struct Leg {
     pub(crate) dev: LegDevice,
     /// Start of the mirrored data on the device, in sectors.
     pub(crate) offset: u64,
-    errors: LegErrorCounts,
+    pub(crate) errors: LegErrorCounts,
+}
+
+/// The region hash and the dirty log, under one interrupt-safe lock.
+pub(crate) struct RhCore {
+    pub(crate) hash: RegionHash,
+    pub(crate) log: CoreLog,
+}
+
+/// What the mirror keeps with each bio.
+#[derive(Default)]
+pub(crate) struct BioData {
+    /// The region whose pending count this write holds.
+    pub(crate) region: Option<u32>,
 }
 
 /// Bios kmirrord has still to handle.
@@ -116,8 +132,21 @@ pub(crate) struct MirrorSet {
     default_leg: AtomicUsize,
     log_args: LogArgsOwned,
     features: Features,
-    log: CoreLog,
+    #[pin]
+    pub(crate) rh: IrqSpinLock<RhCore>,
+    /// Where region entries come from (atomic pool, else GFP_NOIO kmalloc).
+    pub(crate) regions: FallbackPool<Region>,
     pub(crate) io_client: IoClient,
+    pub(crate) kcopyd: KcopydClient,
+    /// Set from presuspend until resume (and before the first resume).
+    pub(crate) recovery_stopped: AtomicBool,
+    /// The "all in sync" table event was raised for the current sync.
+    pub(crate) sync_event_sent: AtomicBool,
+    /// Recovery copies in flight, and their end.
+    #[pin]
+    copies: SpinLock<u32>,
+    #[pin]
+    copies_done: CondVar,
     #[pin]
     pub(crate) queues: IrqSpinLock<Queues>,
     #[pin]
@@ -138,9 +167,37 @@ struct LogArgsOwned {
 }
 
 impl MirrorSet {
-    fn default_leg(&self) -> Option<&Leg> {
-        let i = self.default_leg.load(Ordering::Relaxed);
-        self.legs.get(i).or_else(|| self.legs.first())
+    pub(crate) fn default_leg_index(&self) -> usize {
+        self.default_leg.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn default_leg(&self) -> Option<&Leg> {
+        self.legs
+            .get(self.default_leg_index())
+            .or_else(|| self.legs.first())
+    }
+
+    pub(crate) fn copy_started(&self) {
+        *self.copies.lock() += 1;
+    }
+
+    pub(crate) fn copy_ended(&self) {
+        let mut c = self.copies.lock();
+        *c = c.saturating_sub(1);
+        if *c == 0 {
+            self.copies_done.notify_all();
+        }
+    }
+
+    fn wait_for_copies(&self) {
+        let mut c = self.copies.lock();
+        while *c != 0 {
+            self.copies_done.wait(&mut c);
+        }
+    }
+
+    fn region_in_sync(&self, region: u32) -> bool {
+        self.rh.lock().log.in_sync(region)
     }
 
     fn write_table(&self, out: &mut impl Write) -> core::fmt::Result {
@@ -171,7 +228,7 @@ impl MirrorSet {
             out,
             names.get(..nr).unwrap_or(&[]),
             health.get(..nr).unwrap_or(&[]),
-            self.log.sync_count(),
+            self.rh.lock().log.sync_count(),
             u64::from(self.geo.nr_regions()),
             LogStatus::Core,
         )
@@ -209,7 +266,7 @@ fn ctr_err(e: table::TableError) -> CtrError {
 }
 
 impl TargetOps for MirrorSet {
-    type BioData = ();
+    type BioData = BioData;
 
     fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<Arc<Self>, CtrError> {
         let len = ti.len();
@@ -217,7 +274,9 @@ impl TargetOps for MirrorSet {
         if t.log.kind == LogKind::Disk {
             return Err(CtrError::inval(c"The disk log is not supported yet"));
         }
-        let nomem = |_| CtrError::new(c"Cannot allocate mirror context", ENOMEM);
+        fn nomem<E>(_: E) -> CtrError {
+            CtrError::new(c"Cannot allocate mirror context", ENOMEM)
+        }
         let mut legs = KVec::with_capacity(t.legs().len(), GFP_KERNEL).map_err(nomem)?;
         for LegArg { path, offset } in t.legs() {
             let dev = ti
@@ -243,8 +302,11 @@ impl TargetOps for MirrorSet {
         }
         let region_size = t.log.region_size;
         let nr_regions = t.nr_regions(len);
-        let log = CoreLog::new(nr_regions, t.log.sync)
-            .map_err(|_| CtrError::new(c"Cannot allocate mirror context", ENOMEM))?;
+        let log = CoreLog::new(nr_regions, t.log.sync).map_err(nomem)?;
+        let hash = RegionHash::new(nr_regions).map_err(nomem)?;
+        let regions = FallbackPool::new().map_err(nomem)?;
+        let kcopyd =
+            KcopydClient::new().map_err(|e| CtrError::new(c"Couldn't create kcopyd client", e))?;
         let io_client =
             IoClient::new().map_err(|e| CtrError::new(c"Error creating dm_io client", e))?;
         let wq = OwnedQueue::new_mem_reclaim(c_str!("kmirrord"))
@@ -257,7 +319,7 @@ impl TargetOps for MirrorSet {
         let ms = pin_init!(MirrorSet {
             target: ti.target(),
             legs,
-            geo: RegionGeometry::new(ti.target().begin(), region_size, nr_regions),
+            geo: RegionGeometry::new(ti.target().begin(), len, region_size, nr_regions),
             default_leg: AtomicUsize::new(0),
             log_args: LogArgsOwned {
                 kind: t.log.kind,
@@ -265,8 +327,14 @@ impl TargetOps for MirrorSet {
                 sync: t.log.sync,
             },
             features: t.features,
-            log,
+            rh <- new_irq_spinlock!(RhCore { hash, log }, "MirrorSet::rh"),
+            regions,
             io_client,
+            kcopyd,
+            recovery_stopped: AtomicBool::new(true),
+            sync_event_sent: AtomicBool::new(false),
+            copies <- new_spinlock!(0, "MirrorSet::copies"),
+            copies_done <- new_condvar!("MirrorSet::copies_done"),
             queues <- new_irq_spinlock!(
                 Queues {
                     writes: binding::bio::BioList::new(),
@@ -290,7 +358,7 @@ impl TargetOps for MirrorSet {
         match bio.op() {
             Op::Read => {
                 let region = this.geo.region_of(bio.sector());
-                if !this.log.in_sync(region) && bio.is_readahead() {
+                if bio.is_readahead() && !this.region_in_sync(region) {
                     // Read-ahead is optional; don't spend effort on regions
                     // that may differ between legs.
                     return MapResult::Kill(bio);
@@ -319,6 +387,47 @@ impl TargetOps for MirrorSet {
         }
     }
 
+    fn end_io(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+        if let Some(key) = bio.data().region {
+            if this.rh.lock().hash.end_write(key) {
+                let arc: Arc<Self> = this.into();
+                kmirrord::wake(&arc);
+            }
+        }
+        EndIoResult::Done
+    }
+
+    fn presuspend(this: ArcBorrow<'_, Self>) {
+        // No new recovery; regions waiting to be copied go back to the log's
+        // resync scan, and copies already running are waited for.
+        this.recovery_stopped.store(true, Ordering::Release);
+        {
+            let mut g = this.rh.lock();
+            let rh = &mut *g;
+            rh.hash.abandon_quiescing(&mut rh.log);
+        }
+        this.wait_for_copies();
+        // Let kmirrord record the ended copies and release held writes.
+        let arc: Arc<Self> = this.into();
+        kmirrord::wake(&arc);
+        this.wq.flush();
+    }
+
+    fn resume(this: ArcBorrow<'_, Self>) {
+        this.rh.lock().log.resume();
+        this.recovery_stopped.store(false, Ordering::Release);
+        let arc: Arc<Self> = this.into();
+        kmirrord::wake(&arc);
+    }
+
+    fn message(
+        this: ArcBorrow<'_, Self>,
+        args: &[&str],
+        out: &mut table::BoundedWriter<'_>,
+    ) -> Result {
+        this.message(args, out)
+    }
+
     fn status(this: ArcBorrow<'_, Self>, ty: StatusType, out: &mut table::BoundedWriter<'_>) {
         // A full buffer truncates the line; device-mapper then retries with
         // a bigger one.
@@ -341,6 +450,76 @@ impl TargetOps for MirrorSet {
     }
 }
 
+impl MirrorSet {
+    /// `dmsetup message <dev> 0 ...`: `stats`, `fail_atomic <n>`,
+    /// `pool_selftest <n>`.
+    fn message(&self, args: &[&str], out: &mut table::BoundedWriter<'_>) -> Result {
+        let st = &self.regions.stats;
+        match args {
+            ["stats"] => {
+                let (entries, in_sync) = {
+                    let g = self.rh.lock();
+                    (g.hash.len(), g.log.sync_count())
+                };
+                write!(
+                    out,
+                    "region_alloc_atomic={} region_alloc_fallback={} region_alloc_injected={} \
+                     regions_hashed={} in_sync={}/{}",
+                    st.atomic.load(Ordering::Relaxed),
+                    st.fallback.load(Ordering::Relaxed),
+                    st.injected.load(Ordering::Relaxed),
+                    entries,
+                    in_sync,
+                    self.geo.nr_regions()
+                )
+                .map_err(|_| ENOSPC)
+            }
+            ["fail_atomic", n] => {
+                let n: u32 = n.parse().map_err(|_| EINVAL)?;
+                self.regions.set_fail_every(n);
+                Ok(())
+            }
+            ["pool_selftest", n] => self.pool_selftest(n.parse().map_err(|_| EINVAL)?, out),
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// Takes `n` region entries through the same path kmirrord uses, holds
+    /// them all, then frees them; reports how each was obtained. With the
+    /// pool's reserve used up and atomic allocations failing, the entries
+    /// still come (from the blocking kmalloc fallback) instead of waiting on
+    /// the pool.
+    fn pool_selftest(&self, n: u32, out: &mut table::BoundedWriter<'_>) -> Result {
+        if n == 0 || n > 1_000_000 {
+            return Err(EINVAL);
+        }
+        let mut held = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+        let (mut from_pool, mut fallback, mut atomic_failed) = (0u32, 0u32, 0u32);
+        for i in 0..n {
+            let r = match self.regions.alloc_atomic(Region::new(i)) {
+                Ok(r) => r,
+                Err(v) => {
+                    atomic_failed += 1;
+                    self.regions.alloc(v)?
+                }
+            };
+            if r.is_from_pool() {
+                from_pool += 1;
+            } else {
+                fallback += 1;
+            }
+            held.push(r, GFP_KERNEL)?;
+        }
+        drop(held);
+        write!(
+            out,
+            "allocated={} from_pool={} fallback={} atomic_failed={}",
+            n, from_pool, fallback, atomic_failed
+        )
+        .map_err(|_| ENOSPC)
+    }
+}
+
 impl BioIoDone for MirrorSet {
     fn bio_io_done(this: ArcBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64) {
         if error_bits == 0 {
@@ -351,6 +530,11 @@ impl BioIoDone for MirrorSet {
             // A failed discard says nothing about the leg's health.
             bio.endio(Status::NOTSUPP);
             return;
+        }
+        if let Some(key) = bio.data().region {
+            let mut g = this.rh.lock();
+            let rh = &mut *g;
+            rh.hash.mark_nosync(key, &mut rh.log);
         }
         let mut any_ok = false;
         for (i, leg) in this.legs.iter().enumerate() {

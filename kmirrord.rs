@@ -1,16 +1,30 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! kmirrord: the mirror's worker. Bios that need more than a remap (writes,
-//! flushes, discards) are queued by `map` and handled here, on the mirror's
-//! own `WQ_MEM_RECLAIM` workqueue, so the I/O path never waits for memory that
-//! only its own progress could free.
+//! kmirrord: the mirror's worker.
+//!
+//! `map` queues every write, flush and discard and wakes kmirrord, which runs
+//! on the mirror's own `WQ_MEM_RECLAIM` workqueue. Each pass:
+//! 1. updates region states (clean regions leave the hash, ended recoveries
+//!    set their sync state and release the writes they held);
+//! 2. runs recovery: picks out-of-sync regions and copies each from the
+//!    default leg to the others once its writes in flight are done;
+//! 3. handles the queued writes: regions are marked dirty and the log
+//!    flushed before any data write; then one dm-io request writes each bio
+//!    to every leg (a region out of sync gets the default leg only).
 
-use crate::binding::bio::Op;
+use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::dmio::IoRegion;
+use crate::binding::kcopyd::CopyDone;
 use crate::binding::raw::{blk_opf_t, req_op_REQ_OP_DISCARD, req_op_REQ_OP_WRITE};
+use crate::dirty_log::DirtyLog;
+use crate::region_hash::{ensure_region, FreeList, WriteRoute};
 use crate::{MirrorSet, MAX_LEGS};
+use core::sync::atomic::Ordering;
 use kernel::sync::Arc;
 use kernel::workqueue::WorkItem;
+
+/// Regions recovered at the same time.
+pub(crate) const MAX_RECOVERY: usize = 4;
 
 impl WorkItem for MirrorSet {
     type Pointer = Arc<MirrorSet>;
@@ -20,35 +34,219 @@ impl WorkItem for MirrorSet {
     }
 }
 
-/// Asks kmirrord to run.
+/// Asks kmirrord to run (from any context).
 pub(crate) fn wake(ms: &Arc<MirrorSet>) {
     ms.wq.enqueue(ms.clone());
 }
 
-/// One pass of kmirrord: take every queued write and send it to all legs.
-fn do_mirror(ms: &MirrorSet) {
-    let mut writes = ms.queues.lock().writes.take();
-    while let Some(bio) = writes.pop() {
-        let op = bio.op();
-        let discard = op == Op::Discard;
-        let base: blk_opf_t = if discard {
-            req_op_REQ_OP_DISCARD
-        } else {
-            req_op_REQ_OP_WRITE
-        };
-        let opf = base | bio.flush_fua_flags();
-        let count = bio.sectors();
-        let mut regions = [IoRegion::empty(); MAX_LEGS];
-        for (slot, leg) in regions.iter_mut().zip(ms.legs.iter()) {
-            // An empty flush has no data range: dm-io sends just the flush.
-            let sector = if count == 0 {
-                0
-            } else {
-                leg.offset + ms.geo.target_offset(bio.sector())
-            };
-            *slot = IoRegion::new(&leg.dev, sector, count);
-        }
-        let regions = regions.get(..ms.legs.len()).unwrap_or(&[]);
-        ms.io_client.submit_bio_to_all(bio, regions, opf, discard);
+/// One pass of kmirrord.
+fn do_mirror(ms: &Arc<MirrorSet>) {
+    let mut writes = BioList::new();
+    update_states(ms, &mut writes);
+    do_recovery(ms);
+    writes.append(&mut ms.queues.lock().writes);
+    do_writes(ms, writes);
+}
+
+fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {
+    let mut freed = FreeList::new();
+    let (outcome, in_sync) = {
+        let mut g = ms.rh.lock();
+        let rh = &mut *g;
+        let outcome = rh.hash.update_states(&mut rh.log, requeue, &mut freed);
+        (outcome, rh.log.sync_count())
+    };
+    drop(freed);
+    // Clears and recovery results become persistent (a no-op for the core
+    // log; the disk log writes them).
+    if ms.rh.lock().log.flush().is_err() {
+        // A core log cannot fail; the disk log will handle this.
     }
+    if outcome.recoveries_ended != 0 && in_sync == u64::from(ms.geo.nr_regions()) {
+        if !ms.sync_event_sent.swap(true, Ordering::Relaxed) {
+            ms.target.table_event();
+        }
+    } else if in_sync != u64::from(ms.geo.nr_regions()) {
+        ms.sync_event_sent.store(false, Ordering::Relaxed);
+    }
+}
+
+/// The end of one region's recovery copy.
+struct RecoveryDone {
+    ms: Arc<MirrorSet>,
+    key: u32,
+    /// Leg index of each copy destination, in order.
+    dests: [u8; MAX_LEGS],
+    source: usize,
+}
+
+impl CopyDone for RecoveryDone {
+    fn copy_done(self, read_err: bool, write_err: u64) {
+        let ms = &self.ms;
+        if read_err {
+            if let Some(leg) = ms.legs.get(self.source) {
+                leg.errors.sync.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        for (i, &leg) in self.dests.iter().enumerate() {
+            if write_err & (1 << i) != 0 {
+                if let Some(leg) = ms.legs.get(usize::from(leg)) {
+                    leg.errors.sync.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        let ok = !read_err && write_err == 0;
+        ms.rh.lock().hash.end_recovery(self.key, ok);
+        ms.copy_ended();
+        wake(ms);
+    }
+}
+
+fn do_recovery(ms: &Arc<MirrorSet>) {
+    if ms.recovery_stopped.load(Ordering::Acquire) {
+        return;
+    }
+    // Choose regions to recover.
+    loop {
+        let key = {
+            let mut g = ms.rh.lock();
+            let rh = &mut *g;
+            if rh.hash.recovering() as usize >= MAX_RECOVERY {
+                break;
+            }
+            match rh.log.get_resync_work() {
+                Some(k) => k,
+                None => break,
+            }
+        };
+        if ensure_region(ms, key).is_err() {
+            ms.rh.lock().log.set_region_sync(key, false);
+            break;
+        }
+        let chosen = ms.rh.lock().hash.begin_recovery(key);
+        if !chosen {
+            ms.rh.lock().log.set_region_sync(key, false);
+        }
+    }
+    // Start the copies of regions with no writes in flight.
+    let mut keys = [0u32; MAX_RECOVERY];
+    let n = ms.rh.lock().hash.take_quiesced(&mut keys);
+    for &key in keys.iter().take(n) {
+        start_copy(ms, key);
+    }
+}
+
+fn start_copy(ms: &Arc<MirrorSet>, key: u32) {
+    let source = ms.default_leg_index();
+    let (start, count) = ms.geo.region_extent(key);
+    let mut dests = [IoRegion::empty(); MAX_LEGS];
+    let mut dest_legs = [0u8; MAX_LEGS];
+    let mut n = 0;
+    let mut from = None;
+    for (i, leg) in ms.legs.iter().enumerate() {
+        let region = IoRegion::new(&leg.dev, leg.offset + start, count);
+        if i == source {
+            from = Some(region);
+        } else if let (Some(d), Some(l)) = (dests.get_mut(n), dest_legs.get_mut(n)) {
+            *d = region;
+            *l = i as u8;
+            n += 1;
+        }
+    }
+    let Some(from) = from else {
+        ms.rh.lock().hash.end_recovery(key, false);
+        return;
+    };
+    ms.copy_started();
+    let done = RecoveryDone {
+        ms: ms.clone(),
+        key,
+        dests: dest_legs,
+        source,
+    };
+    if let Err(done) = ms.kcopyd.copy(from, dests.get(..n).unwrap_or(&[]), done) {
+        // No memory for the copy's context: try again on a later pass.
+        done.ms.rh.lock().hash.end_recovery(key, false);
+        done.ms.copy_ended();
+    }
+}
+
+fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>) {
+    let mut all = BioList::new();
+    let mut default_only = BioList::new();
+    while let Some(mut bio) = writes.pop() {
+        if bio.op() == Op::Discard || bio.sectors() == 0 {
+            // Flushes and discards touch no region's data state.
+            all.push(bio);
+            continue;
+        }
+        let key = ms.geo.region_of(bio.sector());
+        if ensure_region(ms, key).is_err() {
+            // Only possible if the NOFAIL fallback failed: fail the write.
+            drop(bio);
+            continue;
+        }
+        let mut g = ms.rh.lock();
+        let rh = &mut *g;
+        match rh.hash.start_write(key, &mut rh.log) {
+            Some(WriteRoute::AllLegs) => {
+                bio.data_mut().region = Some(key);
+                all.push(bio);
+            }
+            Some(WriteRoute::DefaultLeg) => {
+                bio.data_mut().region = Some(key);
+                default_only.push(bio);
+            }
+            Some(WriteRoute::Delayed) => rh.hash.delay(key, bio),
+            None => {
+                drop(g);
+                drop(bio);
+            }
+        }
+    }
+    if all.is_empty() && default_only.is_empty() {
+        return;
+    }
+    // The regions just marked dirty must be on record before their data
+    // is written.
+    let flushed = ms.rh.lock().log.flush();
+    if flushed.is_err() {
+        // Not reachable with a core log; the disk log will handle it.
+    }
+    while let Some(bio) = all.pop() {
+        write_all_legs(ms, bio);
+    }
+    while let Some(mut bio) = default_only.pop() {
+        let Some(leg) = ms.default_leg() else {
+            drop(bio);
+            continue;
+        };
+        let sector = leg.offset + ms.geo.target_offset(bio.sector());
+        bio.remap(&leg.dev, sector);
+        bio.submit_remapped();
+    }
+}
+
+/// Sends `bio` to every leg with one dm-io request.
+fn write_all_legs(ms: &MirrorSet, bio: DmBio<MirrorSet>) {
+    let discard = bio.op() == Op::Discard;
+    let base: blk_opf_t = if discard {
+        req_op_REQ_OP_DISCARD
+    } else {
+        req_op_REQ_OP_WRITE
+    };
+    let opf = base | bio.flush_fua_flags();
+    let count = bio.sectors();
+    let mut regions = [IoRegion::empty(); MAX_LEGS];
+    for (slot, leg) in regions.iter_mut().zip(ms.legs.iter()) {
+        // An empty flush has no data range: dm-io sends just the flush.
+        let sector = if count == 0 {
+            0
+        } else {
+            leg.offset + ms.geo.target_offset(bio.sector())
+        };
+        *slot = IoRegion::new(&leg.dev, sector, count);
+    }
+    let regions = regions.get(..ms.legs.len()).unwrap_or(&[]);
+    ms.io_client.submit_bio_to_all(bio, regions, opf, discard);
 }

@@ -1,16 +1,38 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Regions: the mirror is cut into equal power-of-two regions, the unit of
-//! dirty tracking and recovery.
+//! The region hash: per-region state of the mirror, in the manner of the C
+//! dm-region-hash.
 //!
-//! For now this holds the geometry (sector ↔ region). The region hash proper
-//! (per-region state, pending writes, the clean/recovering lists) grows here.
+//! The mirror is cut into power-of-two regions. A region with writes in
+//! flight, or out of sync, or being recovered, has an entry here; a clean,
+//! idle, in-sync region has none. Entries come from a [`FallbackPool`] (see
+//! `mempool.rs`) and are chained in buckets.
+//!
+//! States:
+//! - `Clean`: in sync, no writes in flight; kmirrord clears it in the log and
+//!   drops the entry.
+//! - `Dirty`: writes in flight; marked in the log before the first one.
+//! - `NoSync`: out of sync; writes go to the default leg only, and only
+//!   recovery makes it clean again.
+//! - `Recovering`: being copied from the default leg; new writes wait in
+//!   the entry's delayed list until the copy is over.
+//!
+//! All of it sits behind one interrupt-safe lock together with the dirty log,
+//! because write completions (interrupt context) decrement pending counts.
+
+use crate::binding::bio::BioList;
+use crate::binding::kmem::PoolBox;
+use crate::dirty_log::DirtyLog;
+use crate::MirrorSet;
+use kernel::prelude::*;
 
 /// How a target's sectors map to regions.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct RegionGeometry {
     /// First sector of the target in the mapped device.
     begin: u64,
+    /// Target length in sectors.
+    len: u64,
     /// log2 of the region size in sectors.
     shift: u32,
     /// Number of regions (the last one may be short).
@@ -19,9 +41,10 @@ pub(crate) struct RegionGeometry {
 
 impl RegionGeometry {
     /// `region_size` must be a power of two (the table parser checks it).
-    pub(crate) fn new(begin: u64, region_size: u32, nr_regions: u32) -> Self {
+    pub(crate) fn new(begin: u64, len: u64, region_size: u32, nr_regions: u32) -> Self {
         Self {
             begin,
+            len,
             shift: region_size.trailing_zeros(),
             nr_regions,
         }
@@ -41,4 +64,406 @@ impl RegionGeometry {
         // A bio never addresses past the target, so this fits a region index.
         (self.target_offset(sector) >> self.shift) as u32
     }
+
+    /// First sector of `region`, relative to the target, and its length (the
+    /// last region may be short).
+    pub(crate) fn region_extent(&self, region: u32) -> (u64, u64) {
+        let start = u64::from(region) << self.shift;
+        let size = 1u64 << self.shift;
+        (start, size.min(self.len.saturating_sub(start)))
+    }
+}
+
+/// The state of a region with an entry in the hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum RegionState {
+    Clean,
+    Dirty,
+    NoSync,
+    Recovering,
+}
+
+/// Where a `Recovering` region is in its recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Recovery {
+    /// Not being recovered.
+    Idle,
+    /// Chosen for recovery; waits for its writes in flight to finish.
+    Quiescing,
+    /// The copy is running.
+    Copying,
+    /// The copy is over; kmirrord records the outcome.
+    Done { ok: bool },
+}
+
+/// The entry of one region.
+pub(crate) struct Region {
+    key: u32,
+    state: RegionState,
+    /// Writes in flight to this region.
+    pending: u32,
+    recovery: Recovery,
+    /// Writes that arrived while the region was being recovered.
+    delayed: BioList<MirrorSet>,
+    /// Next entry of the same bucket.
+    next: Option<PoolBox<Region>>,
+}
+
+impl Region {
+    /// A fresh entry; its state is set from the log when it is inserted.
+    pub(crate) fn new(key: u32) -> Self {
+        Self {
+            key,
+            state: RegionState::Clean,
+            pending: 0,
+            recovery: Recovery::Idle,
+            delayed: BioList::new(),
+            next: None,
+        }
+    }
+}
+
+/// What a queued write should do, decided by its region's state.
+pub(crate) enum WriteRoute {
+    /// To every leg (the region is marked dirty in the log).
+    AllLegs,
+    /// To the default leg only: the region is out of sync.
+    DefaultLeg,
+    /// Held in the region until its recovery is over.
+    Delayed,
+}
+
+/// Outcome of one [`RegionHash::update_states`] pass.
+#[derive(Default)]
+pub(crate) struct UpdateOutcome {
+    /// Regions whose recovery ended (successfully or not).
+    pub(crate) recoveries_ended: u32,
+    /// Regions newly in sync.
+    pub(crate) newly_in_sync: u32,
+}
+
+/// The hash of region entries.
+pub(crate) struct RegionHash {
+    buckets: KVec<Option<PoolBox<Region>>>,
+    mask: u32,
+    /// Number of entries.
+    count: u32,
+    /// Regions chosen for recovery whose recovery has not ended.
+    recovering: u32,
+}
+
+/// Bucket count for `nr_regions`: a power of two from 128, about one bucket
+/// per 64 regions, at most 64Ki.
+fn bucket_count(nr_regions: u32) -> u32 {
+    let want = (nr_regions >> 6).clamp(128, 1 << 16);
+    want.next_power_of_two()
+}
+
+impl RegionHash {
+    pub(crate) fn new(nr_regions: u32) -> Result<Self> {
+        let n = bucket_count(nr_regions);
+        let mut buckets = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+        for _ in 0..n {
+            buckets.push(None, GFP_KERNEL)?;
+        }
+        Ok(Self {
+            buckets,
+            mask: n - 1,
+            count: 0,
+            recovering: 0,
+        })
+    }
+
+    fn bucket(&self, key: u32) -> usize {
+        // Multiplicative hashing spreads neighbouring regions.
+        (key.wrapping_mul(0x9E37_79B1) >> 7 & self.mask) as usize
+    }
+
+    /// The entry of `key`, if it has one.
+    pub(crate) fn get_mut(&mut self, key: u32) -> Option<&mut Region> {
+        let b = self.bucket(key);
+        let mut cur = self.buckets.get_mut(b)?.as_deref_mut();
+        while let Some(r) = cur {
+            if r.key == key {
+                return Some(r);
+            }
+            cur = r.next.as_deref_mut();
+        }
+        None
+    }
+
+    pub(crate) fn contains(&mut self, key: u32) -> bool {
+        self.get_mut(key).is_some()
+    }
+
+    /// Number of entries.
+    pub(crate) fn len(&self) -> u32 {
+        self.count
+    }
+
+    /// Regions being recovered (chosen and not yet ended).
+    pub(crate) fn recovering(&self) -> u32 {
+        self.recovering
+    }
+
+    /// Inserts a freshly allocated entry, its state taken from the log. If
+    /// another entry for the key appeared meanwhile, `region` is handed back
+    /// to be freed (outside the lock).
+    pub(crate) fn insert(
+        &mut self,
+        mut region: PoolBox<Region>,
+        log: &dyn DirtyLog,
+    ) -> Option<PoolBox<Region>> {
+        let key = region.key;
+        if self.contains(key) {
+            return Some(region);
+        }
+        region.state = if log.in_sync(key) {
+            RegionState::Clean
+        } else {
+            RegionState::NoSync
+        };
+        let b = self.bucket(key);
+        let Some(slot) = self.buckets.get_mut(b) else {
+            return Some(region);
+        };
+        region.next = slot.take();
+        *slot = Some(region);
+        self.count += 1;
+        None
+    }
+
+    /// Decides the route of a write to `key` and, unless it is delayed,
+    /// counts it as pending. The entry must exist. A clean region becomes
+    /// dirty and is marked in the log (the caller flushes the log before
+    /// issuing the write).
+    pub(crate) fn start_write(&mut self, key: u32, log: &mut dyn DirtyLog) -> Option<WriteRoute> {
+        let r = self.get_mut(key)?;
+        Some(match r.state {
+            RegionState::Clean | RegionState::Dirty => {
+                if r.state == RegionState::Clean {
+                    r.state = RegionState::Dirty;
+                    log.mark_region(key);
+                }
+                r.pending += 1;
+                WriteRoute::AllLegs
+            }
+            RegionState::NoSync => {
+                r.pending += 1;
+                WriteRoute::DefaultLeg
+            }
+            RegionState::Recovering => WriteRoute::Delayed,
+        })
+    }
+
+    /// Holds a write for a region under recovery.
+    pub(crate) fn delay(&mut self, key: u32, bio: crate::binding::bio::DmBio<MirrorSet>) {
+        if let Some(r) = self.get_mut(key) {
+            r.delayed.push(bio);
+        }
+        // Without an entry the bio is dropped here, which fails it: that
+        // cannot happen, as only kmirrord removes entries.
+    }
+
+    /// A write to `key` completed. Returns true if kmirrord has work to do
+    /// because of it (a region became clean or quiesced).
+    pub(crate) fn end_write(&mut self, key: u32) -> bool {
+        let Some(r) = self.get_mut(key) else {
+            return false;
+        };
+        r.pending = r.pending.saturating_sub(1);
+        if r.pending != 0 {
+            return false;
+        }
+        match r.state {
+            RegionState::Dirty => {
+                r.state = RegionState::Clean;
+                true
+            }
+            RegionState::Recovering => r.recovery == Recovery::Quiescing,
+            _ => false,
+        }
+    }
+
+    /// A write to `key` failed on some leg: the legs may now differ there.
+    pub(crate) fn mark_nosync(&mut self, key: u32, log: &mut dyn DirtyLog) {
+        log.set_region_sync(key, false);
+        if let Some(r) = self.get_mut(key) {
+            if r.state != RegionState::Recovering {
+                r.state = RegionState::NoSync;
+            }
+        }
+    }
+
+    /// Chooses `key` (an entry that exists, picked by the log's resync scan)
+    /// for recovery. Returns false if there is no entry.
+    pub(crate) fn begin_recovery(&mut self, key: u32) -> bool {
+        let Some(r) = self.get_mut(key) else {
+            return false;
+        };
+        r.state = RegionState::Recovering;
+        r.recovery = Recovery::Quiescing;
+        self.recovering += 1;
+        true
+    }
+
+    /// Collects up to `out.len()` regions ready to be copied (chosen, no
+    /// writes in flight) and marks them as copying. Returns how many.
+    pub(crate) fn take_quiesced(&mut self, out: &mut [u32]) -> usize {
+        let mut n = 0;
+        for bucket in self.buckets.iter_mut() {
+            let mut cur = bucket.as_deref_mut();
+            while let Some(r) = cur {
+                if r.recovery == Recovery::Quiescing && r.pending == 0 {
+                    let Some(slot) = out.get_mut(n) else {
+                        return n;
+                    };
+                    *slot = r.key;
+                    r.recovery = Recovery::Copying;
+                    n += 1;
+                }
+                cur = r.next.as_deref_mut();
+            }
+        }
+        n
+    }
+
+    /// The copy of `key` is over.
+    pub(crate) fn end_recovery(&mut self, key: u32, ok: bool) {
+        if let Some(r) = self.get_mut(key) {
+            r.recovery = Recovery::Done { ok };
+        }
+    }
+
+    /// A chosen region whose copy has not started goes back to waiting for a
+    /// later resync (on suspend). Returns how many were given up.
+    pub(crate) fn abandon_quiescing(&mut self, log: &mut dyn DirtyLog) -> u32 {
+        let mut n = 0;
+        for bucket in self.buckets.iter_mut() {
+            let mut cur = bucket.as_deref_mut();
+            while let Some(r) = cur {
+                if r.recovery == Recovery::Quiescing {
+                    r.recovery = Recovery::Idle;
+                    r.state = RegionState::NoSync;
+                    log.set_region_sync(r.key, false);
+                    n += 1;
+                }
+                cur = r.next.as_deref_mut();
+            }
+        }
+        self.recovering = self.recovering.saturating_sub(n);
+        n
+    }
+
+    /// kmirrord's bookkeeping pass: clean idle regions are cleared in the
+    /// log and dropped; ended recoveries set the region's sync state, and
+    /// their delayed writes move to `requeue`. Dropped entries go to `freed`,
+    /// to be released once the lock is dropped.
+    pub(crate) fn update_states(
+        &mut self,
+        log: &mut dyn DirtyLog,
+        requeue: &mut BioList<MirrorSet>,
+        freed: &mut FreeList,
+    ) -> UpdateOutcome {
+        let mut outcome = UpdateOutcome::default();
+        let mut removed = 0;
+        for bucket in self.buckets.iter_mut() {
+            // Rebuild the chain, keeping the entries that stay.
+            let mut chain = bucket.take();
+            let mut kept: Option<PoolBox<Region>> = None;
+            while let Some(mut r) = chain {
+                chain = r.next.take();
+                let drop_it = match (r.state, r.recovery) {
+                    (RegionState::Clean, _) if r.pending == 0 => {
+                        log.clear_region(r.key);
+                        true
+                    }
+                    (_, Recovery::Done { ok }) => {
+                        log.set_region_sync(r.key, ok);
+                        outcome.recoveries_ended += 1;
+                        if ok {
+                            outcome.newly_in_sync += 1;
+                            log.clear_region(r.key);
+                        }
+                        requeue.append(&mut r.delayed);
+                        r.recovery = Recovery::Idle;
+                        r.state = if ok {
+                            RegionState::Clean
+                        } else {
+                            RegionState::NoSync
+                        };
+                        // An out-of-sync region keeps its entry only while
+                        // writes are in flight to it.
+                        r.pending == 0
+                    }
+                    _ => false,
+                };
+                if drop_it {
+                    removed += 1;
+                    freed.push(r);
+                } else {
+                    r.next = kept.take();
+                    kept = Some(r);
+                }
+            }
+            *bucket = kept;
+        }
+        self.count -= removed;
+        self.recovering = self.recovering.saturating_sub(outcome.recoveries_ended);
+        outcome
+    }
+}
+
+/// Entries removed under the lock, freed after it is dropped.
+pub(crate) struct FreeList {
+    head: Option<PoolBox<Region>>,
+}
+
+impl FreeList {
+    pub(crate) fn new() -> Self {
+        Self { head: None }
+    }
+
+    fn push(&mut self, mut r: PoolBox<Region>) {
+        r.next = self.head.take();
+        self.head = Some(r);
+    }
+}
+
+impl Drop for FreeList {
+    fn drop(&mut self) {
+        // Unlink iteratively so a long list does not recurse.
+        let mut cur = self.head.take();
+        while let Some(mut r) = cur {
+            cur = r.next.take();
+        }
+    }
+}
+
+impl Drop for RegionHash {
+    fn drop(&mut self) {
+        for bucket in self.buckets.iter_mut() {
+            let mut cur = bucket.take();
+            while let Some(mut r) = cur {
+                cur = r.next.take();
+            }
+        }
+    }
+}
+
+/// Allocates the entry for `key` if it has none. May sleep (pool fallback),
+/// so it is called without the lock; kmirrord is the only caller that adds
+/// or removes entries.
+pub(crate) fn ensure_region(ms: &MirrorSet, key: u32) -> Result {
+    if ms.rh.lock().hash.contains(key) {
+        return Ok(());
+    }
+    let region = ms.regions.alloc(Region::new(key))?;
+    let leftover = {
+        let mut g = ms.rh.lock();
+        let rh = &mut *g;
+        rh.hash.insert(region, &rh.log)
+    };
+    drop(leftover);
+    Ok(())
 }

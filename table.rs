@@ -406,9 +406,15 @@ pub fn parse<'a>(args: &[&'a str], target_len: u64) -> Result<MirrorTable<'a>, T
     let rest = rest.get(nr_words..).unwrap_or(&[]);
 
     let mut legs = [EMPTY_LEG; MAX_LEGS];
-    for (slot, pair) in legs.iter_mut().zip(leg_words.chunks_exact(2)) {
-        let (path, offset_arg) = match pair {
-            [path, offset_arg] => (*path, *offset_arg),
+    // Walk the words two at a time without `chunks_exact`, whose panic path
+    // for a zero chunk size the kernel's objtool does not understand.
+    let mut words = leg_words;
+    for slot in legs.iter_mut().take(nr_legs) {
+        let (path, offset_arg) = match words {
+            [path, offset_arg, tail @ ..] => {
+                words = tail;
+                (*path, *offset_arg)
+            }
             _ => return Err(TableError::TooFewMirrorArgs),
         };
         let offset = parse_decimal(offset_arg)

@@ -160,6 +160,15 @@ impl<T: TargetOps> DmBio<T> {
         self.bio_mut().bi_iter.bi_sector = sector;
     }
 
+    /// Submits a bio remapped with [`DmBio::remap`] from the target's own
+    /// context; its completion comes back through the target's `end_io`.
+    pub(crate) fn submit_remapped(self) {
+        let ptr = self.into_raw().as_ptr();
+        // SAFETY: The bio is live and owned (type invariant); device-mapper
+        // completes it through the target's end_io.
+        unsafe { raw::submit_bio_noacct(ptr) };
+    }
+
     /// The per-bio data the target keeps with this bio.
     pub(crate) fn data(&self) -> &T::BioData {
         // SAFETY: The per-bio data of a `T` bio is an initialised `PerBio<T>`

@@ -40,5 +40,7 @@ pub(crate) mod bio;
 pub(crate) mod dm;
 pub(crate) mod dmio;
 pub(crate) mod gfp;
+pub(crate) mod kcopyd;
+pub(crate) mod kmem;
 pub(crate) mod lock;
 pub(crate) mod wq;

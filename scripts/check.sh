@@ -39,7 +39,7 @@ make -s clean KDIR="$kdir" >/dev/null 2>&1
 out=$(make KDIR="$kdir" CLIPPY=1 2>&1)
 rc=$?
 echo "$out" | grep -v '^make\[' | tail -40
-if [ $rc = 0 ] && ! echo "$out" | grep -q '^warning\|^error' && [ -f dm_mirror_rs.ko ]; then
+if [ $rc = 0 ] && ! echo "$out" | grep -q 'warning:\|error:' && [ -f dm_mirror_rs.ko ]; then
 	result "module build, clippy clean" 0
 else
 	result "module build, clippy clean" 1

@@ -81,7 +81,10 @@ done
 : > "$console"
 : > "$taplog"
 
-cmdline="console=ttyS0 panic=-1 printk.devkmsg=on dmrs.tests=$tests dmrs.impl=$impl dmrs.timeout=$test_timeout $append"
+# watchdog_thresh=60 (soft lockup after 120 s, default 20 s): under TCG the
+# debug kernel is ~50x slower, and C kmirrord needs >20 s for one batch of
+# 64 MiB buffered writeback when the host is shared.
+cmdline="console=ttyS0 panic=-1 printk.devkmsg=on watchdog_thresh=60 dmrs.tests=$tests dmrs.impl=$impl dmrs.timeout=$test_timeout $append"
 # q35, not the default i440fx: the i440fx _PRT AML is a 128-step loop that a
 # KASAN+kmemleak+lockdep kernel under TCG cannot finish within ACPI's 30 s
 # loop limit (soft lockups, then "can't derive routing for PCI INT A").
@@ -122,8 +125,9 @@ fi
 if ! grep -Eo '^(not )?ok [0-9]+' "$taplog" | awk '{print $NF}' | awk '$1 != NR {exit 1}'; then
 	problem "TAP numbering is not 1..N in order"
 fi
-nfail=$(grep -c '^not ok' "$taplog")
-[ "$nfail" -gt 0 ] && problem "$nfail TAP failures:" && grep '^not ok' "$taplog" >&2
+# "not ok ... # TODO" is a known failure (TAP), not counted
+nfail=$(grep '^not ok' "$taplog" | grep -vc ' # TODO')
+[ "$nfail" -gt 0 ] && problem "$nfail TAP failures:" && grep '^not ok' "$taplog" | grep -v ' # TODO' >&2
 grep -q '^Bail out!' "$taplog" && problem "TAP bail out"
 
 # --- console -----------------------------------------------------------------

@@ -2,6 +2,8 @@
 # Malformed mirror tables: each must fail `dmsetup create`, leave no device
 # (nor /dev/mapper node) behind and log a "device-mapper: table:" error.
 # One TAP point per table. Afterwards a good mirror still works.
+# The C target accepts one of them (offset 2^64, sscanf wraps it to 0): with
+# dmrs.impl=c that point is reported as TAP TODO, for ours it must fail.
 . /tests/lib.sh
 
 check "load $(impl_name)" load_rs || tap_end
@@ -10,11 +12,16 @@ V="/dev/vda 0 /dev/vdb 0"
 M=dmrs_bad
 
 n=0
-bad() { # DESCRIPTION TABLE
+bad() { # DESCRIPTION TABLE [C_QUIRK]: C_QUIRK = why the C target accepts it
 	n=$((n + 1))
 	kmsg_mark "bad-$n"
 	if dmsetup create $M --table "$2" > "$DMRS_LOG" 2>&1; then
-		tap_fail "rejects $1: $2" "dmsetup create succeeded"
+		if [ -n "${3:-}" ] && [ "$DMRS_IMPL" = c ]; then
+			tap_todo "rejects $1: $2" "known C quirk, accepted: $3"
+			tap_diag "table: $(dmsetup table $M)"
+		else
+			tap_fail "rejects $1: $2" "dmsetup create succeeded"
+		fi
 		rmdev $M > /dev/null 2>&1
 	elif dev_exists $M; then
 		tap_fail "rejects $1: $2" "device left behind after failed create"
@@ -60,7 +67,8 @@ bad "missing device"               "0 $L mirror core 1 1024 2 /dev/vda 0 /dev/no
 bad "garbage offset"               "0 $L mirror core 1 1024 2 /dev/vda 0 /dev/vdb abc"
 bad "negative offset"              "0 $L mirror core 1 1024 2 /dev/vda 0 /dev/vdb -8"
 bad "hex offset"                   "0 $L mirror core 1 1024 2 /dev/vda 0 /dev/vdb 0x10"
-bad "offset overflow"              "0 $L mirror core 1 1024 2 /dev/vda 0 /dev/vdb 18446744073709551616"
+bad "offset overflow"              "0 $L mirror core 1 1024 2 /dev/vda 0 /dev/vdb 18446744073709551616" \
+	"the kernel's sscanf %llu wraps 2^64 to offset 0"
 bad "offset past device end"       "0 2048 mirror core 1 1024 2 /dev/vda 0 /dev/vdb $((L - 1024))"
 bad "unknown feature"              "0 $L mirror core 1 1024 2 $V 1 frobnicate"
 bad "block_on_error feature"       "0 $L mirror core 1 1024 2 $V 1 block_on_error"

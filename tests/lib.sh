@@ -25,39 +25,57 @@ if [ -z "${DMRS_RS_KO:-}" ]; then
 	fi
 fi
 DMRS_MOD_INDEX=/modules/index
+# Debian's busybox ash runs its own applets before searching PATH; use the
+# GNU tools the initramfs carries (cmp -n/-i, dd *_bytes flags, faster sha).
+for _t in cmp dd sha256sum timeout; do
+	[ -x /usr/bin/$_t ] && eval "$_t() { /usr/bin/$_t \"\$@\"; }"
+done
 DMRS_LOG=/tmp/dmrs-$$.log # output of the last command run by check/mkmirror
 
 # ---------------------------------------------------------------- TAP ----
+# (no subprocesses here: a fork+exec costs ~10 ms in the TCG debug guest)
 _tap_clean() { # one line, no '#' (it starts a TAP directive)
-	printf '%s' "$*" | tr '\n#' '  ' | cut -c1-400
+	local _s="$*"
+	_s=${_s//'#'/ }
+	_s=${_s//$'\n'/ }
+	_s=${_s//$'\t'/ }
+	_tc=${_s:0:400}
 }
 _tap_emit() {
 	echo "$*" >> "$DMRS_TAP"
-	[ "$DMRS_TAP" = /dev/stdout ] || echo "[tap] $*"
+	# also to the console, via the kernel log for a timestamp
+	[ "$DMRS_TAP" = /dev/stdout ] || echo "[tap] $*" > /dev/kmsg 2>/dev/null || echo "[tap] $*"
 }
 _tap_next() {
-	_n=$(cat "$DMRS_TAP_COUNT" 2>/dev/null || echo 0)
-	_n=$((_n + 1))
-	echo $_n > "$DMRS_TAP_COUNT"
-	echo $_n
+	_tn=0
+	[ -r "$DMRS_TAP_COUNT" ] && read -r _tn < "$DMRS_TAP_COUNT"
+	_tn=$((_tn + 1))
+	echo $_tn > "$DMRS_TAP_COUNT"
 }
 _tap_name() {
-	[ -n "$DMRS_TEST" ] || { _tap_clean "$1"; return; }
-	case "$1" in
-	"$DMRS_TEST"*) _tap_clean "$1" ;;
-	*) _tap_clean "$DMRS_TEST: $1" ;;
-	esac
+	if [ -z "$DMRS_TEST" ]; then
+		_tap_clean "$1"
+	else
+		case "$1" in
+		"$DMRS_TEST"*) _tap_clean "$1" ;;
+		*) _tap_clean "$DMRS_TEST: $1" ;;
+		esac
+	fi
+	_tname=$_tc
 }
 # tap_diag MSG...: a diagnostic line ("# MSG") in the TAP stream
 tap_diag() {
 	printf '%s\n' "$*" | while IFS= read -r _l; do _tap_emit "# $_l"; done
 }
-tap_ok() { _tap_emit "ok $(_tap_next) $(_tap_name "$1")"; }
+tap_ok() { _tap_next; _tap_name "$1"; _tap_emit "ok $_tn $_tname"; }
 tap_fail() {
-	_tap_emit "not ok $(_tap_next) $(_tap_name "$1") # $(_tap_clean "${2:-failed}")"
+	_tap_next; _tap_name "$1"; _tap_clean "${2:-failed}"
+	_tap_emit "not ok $_tn $_tname # $_tc"
 	DMRS_FAILS=$((${DMRS_FAILS:-0} + 1))
 }
-tap_skip() { _tap_emit "ok $(_tap_next) $(_tap_name "$1") # SKIP $(_tap_clean "${2:-}")"; }
+tap_skip() { _tap_next; _tap_name "$1"; _tap_clean "${2:-}"; _tap_emit "ok $_tn $_tname # SKIP $_tc"; }
+# tap_todo NAME REASON: a known failure (TAP TODO: not counted as a failure)
+tap_todo() { _tap_next; _tap_name "$1"; _tap_clean "${2:-}"; _tap_emit "not ok $_tn $_tname # TODO $_tc"; }
 
 # check NAME CMD [ARGS...]: run CMD, ok if it exits 0, else not ok with
 # its exit status and the last line of its output (all output in TAP diag)
