@@ -283,3 +283,15 @@ reads_as() {
 no_devices() {
 	[ "$(dm_count)" = 0 ] || fail "dm devices left: $(dmsetup ls | tr '\n' ' ')"
 }
+# data_at_len FILE DEV SECTORS: the first SECTORS of DEV equal FILE's
+data_at_len() {
+	flushbufs "$2"
+	cmp -n $(($3 * 512)) "$1" "$2"
+}
+# sha_equal NAME DEV SECTORS: reading /dev/mapper/NAME gives DEV's first SECTORS
+sha_equal() {
+	local a b
+	a=$(sha_of /dev/mapper/"$1" "$3")
+	b=$(sha_of "$2" "$3")
+	[ "$a" = "$b" ] || fail "/dev/mapper/$1 and $2 differ: $a $b"
+}

@@ -1,0 +1,75 @@
+#!/bin/sh
+# The seed's reproducer: heavy writes through ext4 on a mirror in a small
+# guest (run with --mem 192M), while failslab fails a quarter of all
+# non-sleeping slab allocations and the region pool's atomic path is also
+# forced to fail every 3rd time. kmirrord must never wait on its own pool:
+# no hung task, no lockdep report, no allocation oops; the stats must show
+# that the GFP_NOIO fallback really ran; fsck is clean and the legs are
+# identical. DMRS_SEED_MIB (kernel cmdline dmrs.seed_mib) sets the total
+# volume written (default 512).
+. /tests/lib.sh
+
+total=${DMRS_SEED_MIB:-512}
+check "load $(impl_name)" load_rs || tap_end
+L=$(dev_sectors /dev/vda)
+M=dmrs_seed
+T="0 $L mirror core 2 1024 nosync 2 /dev/vda 0 /dev/vdb 0"
+check "create: $T" mkmirror $M "$T" || tap_end
+check "mkfs.ext4" mkfs.ext4 -q -F -E lazy_itable_init=0,lazy_journal_init=0 /dev/mapper/$M
+mkdir -p /mnt/seed
+check "mount" mount -t ext4 /dev/mapper/$M /mnt/seed
+at_end "umount /mnt/seed 2>/dev/null"
+
+FS=/sys/kernel/debug/failslab
+failslab_on() {
+	echo Y > $FS/ignore-gfp-wait || return 1
+	echo 0 > $FS/verbose
+	echo 25 > $FS/probability
+	echo 0 > $FS/interval
+	echo -1 > $FS/times
+}
+failslab_off() { echo 0 > $FS/probability; }
+if [ "$DMRS_IMPL" = c ]; then
+	check "failslab: 25% of atomic slab allocations fail" failslab_on
+else
+	check "failslab: 25% of atomic slab allocations fail" failslab_on
+	check "region pool: every 3rd atomic attempt fails" dmsetup message $M 0 fail_atomic 3
+fi
+at_end "failslab_off"
+
+written=0
+round=0
+fill() {
+	# cat until ENOSPC, then dd with fdatasync for the last bit
+	cat /dev/zero > /mnt/seed/fill 2>/dev/null
+	dd if=/dev/zero of=/mnt/seed/tail bs=64k conv=fdatasync 2>/dev/null
+	sync
+	return 0
+}
+while [ "$written" -lt "$total" ]; do
+	round=$((round + 1))
+	fill
+	mib=$(( ( $(stat -c %s /mnt/seed/fill) + $(stat -c %s /mnt/seed/tail) ) / 1048576 ))
+	written=$((written + mib))
+	tap_diag "round $round: $mib MiB (total $written MiB) $(dmsetup message $M 0 stats 2>/dev/null)"
+	rm -f /mnt/seed/fill /mnt/seed/tail
+	sync
+done
+check "wrote at least $total MiB through ext4 ($written MiB in $round rounds)" [ "$written" -ge "$total" ]
+check "failslab off" failslab_off
+if [ "$DMRS_IMPL" != c ]; then
+	fallbacks() {
+		s=$(dmsetup message $M 0 stats)
+		tap_diag "$s"
+		f=$(echo "$s" | tr ' ' '\n' | sed -n 's/^region_alloc_fallback=//p')
+		[ "${f:-0}" -gt 0 ] || fail "no GFP_NOIO fallback happened: $s"
+	}
+	check "the GFP_NOIO fallback was used" fallbacks
+	check "fault point off" dmsetup message $M 0 fail_atomic 0
+fi
+check "umount" umount /mnt/seed
+check "fsck -n clean" e2fsck -f -n /dev/mapper/$M
+check "legs identical" legs_identical /dev/vda /dev/vdb $L
+check "remove" rmdev $M
+check "unload" unload_rs
+tap_end
