@@ -19,8 +19,14 @@
 mod binding;
 mod dirty_log;
 mod kmirrord;
+/// Region bitsets and the core log's logic, shared with the host test crate.
+#[allow(unreachable_pub, dead_code)]
+mod log_bits;
 mod mempool;
 mod region_hash;
+/// The per-region state machine, shared with the host test crate.
+#[allow(unreachable_pub)]
+mod region_state;
 /// Table arguments and status text, shared with the host test crate.
 #[allow(unreachable_pub, dead_code)]
 mod table;
@@ -36,7 +42,7 @@ use binding::lock::{new_irq_spinlock, IrqSpinLock};
 use binding::wq::OwnedQueue;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use dirty_log::{CoreLog, DirtyLog};
+use dirty_log::{new_core_log, CoreLog};
 use kernel::c_str;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
@@ -302,7 +308,7 @@ impl TargetOps for MirrorSet {
         }
         let region_size = t.log.region_size;
         let nr_regions = t.nr_regions(len);
-        let log = CoreLog::new(nr_regions, t.log.sync).map_err(nomem)?;
+        let log = new_core_log(nr_regions, t.log.sync).map_err(nomem)?;
         let hash = RegionHash::new(nr_regions).map_err(nomem)?;
         let regions = FallbackPool::new().map_err(nomem)?;
         let kcopyd =

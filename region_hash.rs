@@ -23,6 +23,7 @@
 use crate::binding::bio::BioList;
 use crate::binding::kmem::PoolBox;
 use crate::dirty_log::DirtyLog;
+use crate::region_state::{RegionEntry, Update, WriteRoute};
 use crate::MirrorSet;
 use kernel::prelude::*;
 
@@ -74,35 +75,10 @@ impl RegionGeometry {
     }
 }
 
-/// The state of a region with an entry in the hash.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum RegionState {
-    Clean,
-    Dirty,
-    NoSync,
-    Recovering,
-}
-
-/// Where a `Recovering` region is in its recovery.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Recovery {
-    /// Not being recovered.
-    Idle,
-    /// Chosen for recovery; waits for its writes in flight to finish.
-    Quiescing,
-    /// The copy is running.
-    Copying,
-    /// The copy is over; kmirrord records the outcome.
-    Done { ok: bool },
-}
-
 /// The entry of one region.
 pub(crate) struct Region {
     key: u32,
-    state: RegionState,
-    /// Writes in flight to this region.
-    pending: u32,
-    recovery: Recovery,
+    entry: RegionEntry,
     /// Writes that arrived while the region was being recovered.
     delayed: BioList<MirrorSet>,
     /// Next entry of the same bucket.
@@ -114,23 +90,11 @@ impl Region {
     pub(crate) fn new(key: u32) -> Self {
         Self {
             key,
-            state: RegionState::Clean,
-            pending: 0,
-            recovery: Recovery::Idle,
+            entry: RegionEntry::new(true),
             delayed: BioList::new(),
             next: None,
         }
     }
-}
-
-/// What a queued write should do, decided by its region's state.
-pub(crate) enum WriteRoute {
-    /// To every leg (the region is marked dirty in the log).
-    AllLegs,
-    /// To the default leg only: the region is out of sync.
-    DefaultLeg,
-    /// Held in the region until its recovery is over.
-    Delayed,
 }
 
 /// Outcome of one [`RegionHash::update_states`] pass.
@@ -218,11 +182,7 @@ impl RegionHash {
         if self.contains(key) {
             return Some(region);
         }
-        region.state = if log.in_sync(key) {
-            RegionState::Clean
-        } else {
-            RegionState::NoSync
-        };
+        region.entry = RegionEntry::new(log.in_sync(key));
         let b = self.bucket(key);
         let Some(slot) = self.buckets.get_mut(b) else {
             return Some(region);
@@ -239,21 +199,11 @@ impl RegionHash {
     /// issuing the write).
     pub(crate) fn start_write(&mut self, key: u32, log: &mut dyn DirtyLog) -> Option<WriteRoute> {
         let r = self.get_mut(key)?;
-        Some(match r.state {
-            RegionState::Clean | RegionState::Dirty => {
-                if r.state == RegionState::Clean {
-                    r.state = RegionState::Dirty;
-                    log.mark_region(key);
-                }
-                r.pending += 1;
-                WriteRoute::AllLegs
-            }
-            RegionState::NoSync => {
-                r.pending += 1;
-                WriteRoute::DefaultLeg
-            }
-            RegionState::Recovering => WriteRoute::Delayed,
-        })
+        let (route, mark) = r.entry.start_write();
+        if mark {
+            log.mark_region(key);
+        }
+        Some(route)
     }
 
     /// Holds a write for a region under recovery.
@@ -268,30 +218,14 @@ impl RegionHash {
     /// A write to `key` completed. Returns true if kmirrord has work to do
     /// because of it (a region became clean or quiesced).
     pub(crate) fn end_write(&mut self, key: u32) -> bool {
-        let Some(r) = self.get_mut(key) else {
-            return false;
-        };
-        r.pending = r.pending.saturating_sub(1);
-        if r.pending != 0 {
-            return false;
-        }
-        match r.state {
-            RegionState::Dirty => {
-                r.state = RegionState::Clean;
-                true
-            }
-            RegionState::Recovering => r.recovery == Recovery::Quiescing,
-            _ => false,
-        }
+        self.get_mut(key).is_some_and(|r| r.entry.end_write())
     }
 
     /// A write to `key` failed on some leg: the legs may now differ there.
     pub(crate) fn mark_nosync(&mut self, key: u32, log: &mut dyn DirtyLog) {
         log.set_region_sync(key, false);
         if let Some(r) = self.get_mut(key) {
-            if r.state != RegionState::Recovering {
-                r.state = RegionState::NoSync;
-            }
+            r.entry.mark_nosync();
         }
     }
 
@@ -301,8 +235,7 @@ impl RegionHash {
         let Some(r) = self.get_mut(key) else {
             return false;
         };
-        r.state = RegionState::Recovering;
-        r.recovery = Recovery::Quiescing;
+        r.entry.begin_recovery();
         self.recovering += 1;
         true
     }
@@ -314,12 +247,11 @@ impl RegionHash {
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.as_deref_mut();
             while let Some(r) = cur {
-                if r.recovery == Recovery::Quiescing && r.pending == 0 {
-                    let Some(slot) = out.get_mut(n) else {
-                        return n;
-                    };
+                let Some(slot) = out.get_mut(n) else {
+                    return n;
+                };
+                if r.entry.try_start_copy() {
                     *slot = r.key;
-                    r.recovery = Recovery::Copying;
                     n += 1;
                 }
                 cur = r.next.as_deref_mut();
@@ -331,7 +263,7 @@ impl RegionHash {
     /// The copy of `key` is over.
     pub(crate) fn end_recovery(&mut self, key: u32, ok: bool) {
         if let Some(r) = self.get_mut(key) {
-            r.recovery = Recovery::Done { ok };
+            r.entry.end_recovery(ok);
         }
     }
 
@@ -342,9 +274,7 @@ impl RegionHash {
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.as_deref_mut();
             while let Some(r) = cur {
-                if r.recovery == Recovery::Quiescing {
-                    r.recovery = Recovery::Idle;
-                    r.state = RegionState::NoSync;
+                if r.entry.abandon_recovery() {
                     log.set_region_sync(r.key, false);
                     n += 1;
                 }
@@ -373,30 +303,22 @@ impl RegionHash {
             let mut kept: Option<PoolBox<Region>> = None;
             while let Some(mut r) = chain {
                 chain = r.next.take();
-                let drop_it = match (r.state, r.recovery) {
-                    (RegionState::Clean, _) if r.pending == 0 => {
+                let drop_it = match r.entry.update() {
+                    Update::Keep => false,
+                    Update::DropClean => {
                         log.clear_region(r.key);
                         true
                     }
-                    (_, Recovery::Done { ok }) => {
+                    Update::RecoveryEnded { ok, drop } => {
                         log.set_region_sync(r.key, ok);
-                        outcome.recoveries_ended += 1;
                         if ok {
-                            outcome.newly_in_sync += 1;
                             log.clear_region(r.key);
+                            outcome.newly_in_sync += 1;
                         }
+                        outcome.recoveries_ended += 1;
                         requeue.append(&mut r.delayed);
-                        r.recovery = Recovery::Idle;
-                        r.state = if ok {
-                            RegionState::Clean
-                        } else {
-                            RegionState::NoSync
-                        };
-                        // An out-of-sync region keeps its entry only while
-                        // writes are in flight to it.
-                        r.pending == 0
+                        drop
                     }
-                    _ => false,
                 };
                 if drop_it {
                     removed += 1;

@@ -8,3 +8,13 @@
 /// kernel module).
 #[path = "../../table.rs"]
 pub mod table;
+
+/// The per-region state machine of the region hash (shared with the kernel
+/// module).
+#[path = "../../region_state.rs"]
+pub mod region_state;
+
+/// Region bitsets and the core dirty log's logic (shared with the kernel
+/// module).
+#[path = "../../log_bits.rs"]
+pub mod log_bits;

@@ -1,0 +1,194 @@
+// SPDX-License-Identifier: GPL-2.0
+
+// The state machine of one region of the region hash, kernel-free so the
+// host crate can test it. `region_hash.rs` keeps one `RegionEntry` per
+// hashed region, always under the region hash lock.
+
+/// The state of a region with an entry in the region hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegionState {
+    /// In sync, no writes in flight: the entry is dropped (and the region
+    /// cleared in the log) on kmirrord's next pass.
+    Clean,
+    /// Writes in flight; marked in the log before the first one.
+    Dirty,
+    /// Out of sync: writes go to the default leg only, and only recovery
+    /// makes the region clean again.
+    NoSync,
+    /// Being recovered: new writes wait until the copy is over.
+    Recovering,
+}
+
+/// Where a region is in its recovery.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// Not being recovered.
+    Idle,
+    /// Chosen for recovery; waits for its writes in flight to finish.
+    Quiescing,
+    /// The copy is running.
+    Copying,
+    /// The copy is over; kmirrord records the outcome.
+    Done {
+        /// Whether every leg now holds the default leg's data.
+        ok: bool,
+    },
+}
+
+/// Where a write goes, decided by its region's state.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WriteRoute {
+    /// To every leg.
+    AllLegs,
+    /// To the default leg only: the region is out of sync.
+    DefaultLeg,
+    /// Held until the region's recovery is over.
+    Delayed,
+}
+
+/// What kmirrord's bookkeeping pass does with an entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Update {
+    /// Nothing to do yet.
+    Keep,
+    /// Clean and idle: clear the region in the log and drop the entry.
+    DropClean,
+    /// Recovery ended: set the region's sync state in the log to `ok`,
+    /// release its held writes; drop the entry if `drop`.
+    RecoveryEnded {
+        /// The copy succeeded.
+        ok: bool,
+        /// No writes in flight: the entry can go.
+        drop: bool,
+    },
+}
+
+/// The state of one hashed region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RegionEntry {
+    /// The region's state.
+    pub state: RegionState,
+    /// Writes in flight to the region.
+    pub pending: u32,
+    /// Recovery progress.
+    pub recovery: Recovery,
+}
+
+impl RegionEntry {
+    /// A new entry for a region the log says is (or is not) in sync.
+    pub fn new(in_sync: bool) -> Self {
+        Self {
+            state: if in_sync {
+                RegionState::Clean
+            } else {
+                RegionState::NoSync
+            },
+            pending: 0,
+            recovery: Recovery::Idle,
+        }
+    }
+
+    /// A write to the region is about to be issued. Returns its route and
+    /// whether the region must first be marked dirty in the log. A delayed
+    /// write is not counted as pending.
+    pub fn start_write(&mut self) -> (WriteRoute, bool) {
+        match self.state {
+            RegionState::Clean => {
+                self.state = RegionState::Dirty;
+                self.pending = self.pending.saturating_add(1);
+                (WriteRoute::AllLegs, true)
+            }
+            RegionState::Dirty => {
+                self.pending = self.pending.saturating_add(1);
+                (WriteRoute::AllLegs, false)
+            }
+            RegionState::NoSync => {
+                self.pending = self.pending.saturating_add(1);
+                (WriteRoute::DefaultLeg, false)
+            }
+            RegionState::Recovering => (WriteRoute::Delayed, false),
+        }
+    }
+
+    /// A counted write completed. Returns true if kmirrord has work because
+    /// of it: the region became clean, or became quiet for its recovery.
+    pub fn end_write(&mut self) -> bool {
+        self.pending = self.pending.saturating_sub(1);
+        if self.pending != 0 {
+            return false;
+        }
+        match self.state {
+            RegionState::Dirty => {
+                self.state = RegionState::Clean;
+                true
+            }
+            RegionState::Recovering => self.recovery == Recovery::Quiescing,
+            RegionState::Clean | RegionState::NoSync => false,
+        }
+    }
+
+    /// A write failed on some leg: the legs may differ in this region.
+    pub fn mark_nosync(&mut self) {
+        if self.state != RegionState::Recovering {
+            self.state = RegionState::NoSync;
+        }
+    }
+
+    /// The region was chosen for recovery.
+    pub fn begin_recovery(&mut self) {
+        self.state = RegionState::Recovering;
+        self.recovery = Recovery::Quiescing;
+    }
+
+    /// If the region waits for recovery and has no writes in flight, the
+    /// copy may start now: returns true and records it.
+    pub fn try_start_copy(&mut self) -> bool {
+        if self.recovery == Recovery::Quiescing && self.pending == 0 {
+            self.recovery = Recovery::Copying;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The copy ended.
+    pub fn end_recovery(&mut self, ok: bool) {
+        if self.state == RegionState::Recovering {
+            self.recovery = Recovery::Done { ok };
+        }
+    }
+
+    /// Gives up a recovery whose copy has not started (suspend). Returns
+    /// true if one was given up; the region is out of sync again.
+    pub fn abandon_recovery(&mut self) -> bool {
+        if self.recovery == Recovery::Quiescing {
+            self.recovery = Recovery::Idle;
+            self.state = RegionState::NoSync;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// kmirrord's bookkeeping pass over this entry.
+    pub fn update(&mut self) -> Update {
+        match (self.state, self.recovery) {
+            (RegionState::Clean, _) if self.pending == 0 => Update::DropClean,
+            (_, Recovery::Done { ok }) => {
+                self.recovery = Recovery::Idle;
+                self.state = if ok {
+                    RegionState::Clean
+                } else {
+                    RegionState::NoSync
+                };
+                Update::RecoveryEnded {
+                    ok,
+                    // A recovered region with no writes has nothing left to
+                    // track; nor has a failed one (the log holds its state).
+                    drop: self.pending == 0,
+                }
+            }
+            _ => Update::Keep,
+        }
+    }
+}
