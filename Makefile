@@ -9,6 +9,7 @@
 #                        and guest tests (what CI runs)
 #   make demo            create a mirror in a guest and show what it does
 #   make host-test       host unit tests of the kernel-free code
+#   make seed-long       the seed's reproducer writing 4 GiB (CI writes 512 MiB)
 #   make kernel          build (or reuse) the test kernel
 #   make modules_install / clean
 #
@@ -19,7 +20,7 @@ KDIR ?= $(DMRS_CACHE)/linux-debug
 LLVM ?= 1
 export LLVM
 
-.PHONY: all modules modules_install clean check demo host-test kernel fmt-check
+.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long
 
 all: modules
 
@@ -49,3 +50,7 @@ check:
 
 demo:
 	scripts/demo.sh
+
+seed-long: modules
+	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --mem 192M \
+		--tests seed --append dmrs.seed_mib=4096 --test-timeout 5400 --timeout 6000

@@ -51,6 +51,13 @@ step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
 "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" "$@"
 result "guest tests" $?
 
+if [ $# = 0 ]; then
+	step "the seed's reproducer: ext4 fill in a 192 MiB guest under failslab (512 MiB written)"
+	"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
+		--tests seed --test-timeout 900 --timeout 1200
+	result "seed reproducer (192 MiB guest)" $?
+fi
+
 echo
 echo "check: $passed passed, $failed failed"
 [ "$failed" = 0 ]

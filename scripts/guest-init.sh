@@ -40,6 +40,7 @@ for w in $(cat /proc/cmdline); do
 	dmrs.timeout=*) per_test=${w#dmrs.timeout=} ;;
 	dmrs.tap=*) tap=${w#dmrs.tap=} ;;
 	dmrs.shell=*) shell=${w#dmrs.shell=} ;;
+	dmrs.seed_mib=*) export DMRS_SEED_MIB=${w#dmrs.seed_mib=} ;;
 	esac
 done
 stty -F "$tap" raw -echo 2>/dev/null
