@@ -62,11 +62,9 @@ impl IoClient {
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: No preconditions; the result is an ERR_PTR or a client.
         let ptr = unsafe { raw::dm_io_client_create() };
-        if (ptr as usize) >= (-4095isize) as usize {
-            return Err(ENOMEM);
-        }
-        let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
-        Ok(Self { ptr })
+        Ok(Self {
+            ptr: super::from_err_ptr(ptr)?,
+        })
     }
 
     /// Writes `bio` (its data, or just its flush) to every region, or

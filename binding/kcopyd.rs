@@ -39,11 +39,8 @@ impl KcopydClient {
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: A null throttle is allowed.
         let ptr = unsafe { raw::dm_kcopyd_client_create(core::ptr::null_mut()) };
-        if (ptr as usize) >= (-4095isize) as usize {
-            return Err(ENOMEM);
-        }
         Ok(Self {
-            ptr: NonNull::new(ptr).ok_or(ENOMEM)?,
+            ptr: super::from_err_ptr(ptr)?,
         })
     }
 

@@ -44,3 +44,13 @@ pub(crate) mod kcopyd;
 pub(crate) mod kmem;
 pub(crate) mod lock;
 pub(crate) mod wq;
+
+/// Turns a pointer returned by a C constructor into a `NonNull`, mapping an
+/// `ERR_PTR` to its errno and a null pointer to `ENOMEM`.
+pub(crate) fn from_err_ptr<T>(p: *mut T) -> kernel::error::Result<core::ptr::NonNull<T>> {
+    let v = p as isize;
+    if (-4095..0).contains(&v) {
+        return Err(kernel::error::Error::from_errno(v as i32));
+    }
+    core::ptr::NonNull::new(p).ok_or(kernel::error::code::ENOMEM)
+}
