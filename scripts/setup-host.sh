@@ -4,6 +4,7 @@
 # userspace tools copied into the test guest. Safe to run again: it only
 # installs what is missing.
 set -euo pipefail
+export PATH="$HOME/.cargo/bin:$PATH"
 
 log() { printf '[setup] %s\n' "$*"; }
 
