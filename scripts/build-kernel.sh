@@ -7,7 +7,6 @@
 #
 # Environment: DMRS_CACHE (default ~/.cache/dm-mirror-rs).
 set -euo pipefail
-export PATH="$HOME/.cargo/bin:$PATH"
 
 here=$(cd "$(dirname "$0")" && pwd)
 flavour=${1:-debug}
