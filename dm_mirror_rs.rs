@@ -407,11 +407,15 @@ impl TargetOps for MirrorSet {
         // No new recovery; regions waiting to be copied go back to the log's
         // resync scan, and copies already running are waited for.
         this.recovery_stopped.store(true, Ordering::Release);
+        let mut released = binding::bio::BioList::new();
         {
             let mut g = this.rh.lock();
             let rh = &mut *g;
-            rh.hash.abandon_quiescing(&mut rh.log);
+            rh.hash.abandon_quiescing(&mut rh.log, &mut released);
         }
+        // Writes held for an abandoned recovery must not wait for a resume
+        // (device-mapper waits for them before the suspend completes).
+        this.queues.lock().writes.append(&mut released);
         this.wait_for_copies();
         // Let kmirrord record the ended copies and release held writes.
         let arc: Arc<Self> = this.into();

@@ -268,14 +268,20 @@ impl RegionHash {
     }
 
     /// A chosen region whose copy has not started goes back to waiting for a
-    /// later resync (on suspend). Returns how many were given up.
-    pub(crate) fn abandon_quiescing(&mut self, log: &mut dyn DirtyLog) -> u32 {
+    /// later resync (on suspend); the writes it held move to `release`, to be
+    /// written again (now to the default leg). Returns how many were given up.
+    pub(crate) fn abandon_quiescing(
+        &mut self,
+        log: &mut dyn DirtyLog,
+        release: &mut BioList<MirrorSet>,
+    ) -> u32 {
         let mut n = 0;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.as_deref_mut();
             while let Some(r) = cur {
                 if r.entry.abandon_recovery() {
                     log.set_region_sync(r.key, false);
+                    release.append(&mut r.delayed);
                     n += 1;
                 }
                 cur = r.next.as_deref_mut();

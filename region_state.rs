@@ -151,9 +151,10 @@ impl RegionEntry {
         }
     }
 
-    /// The copy ended.
+    /// The copy ended. Ignored unless a copy is running: a recovery that
+    /// never started its copy has nothing to report.
     pub fn end_recovery(&mut self, ok: bool) {
-        if self.state == RegionState::Recovering {
+        if self.state == RegionState::Recovering && self.recovery == Recovery::Copying {
             self.recovery = Recovery::Done { ok };
         }
     }

@@ -636,7 +636,6 @@ fn repeated_recoveries() {
 /// ignoring `end_recovery` unless `recovery == Copying` would make the
 /// state machine enforce it.
 #[test]
-#[ignore = "end_recovery is not restricted to a running copy (not reachable from current callers)"]
 fn end_recovery_before_copy_start_is_ignored() {
     let mut e = quiescing(1);
     e.end_recovery(true);
@@ -859,8 +858,6 @@ struct Model {
     queued: u32,
     /// A recovery copy is running.
     copying: bool,
-    /// Whether abandoning a recovery releases the writes it held.
-    release_on_abandon: bool,
     stats: Stats,
 }
 
@@ -894,7 +891,6 @@ impl Model {
             delayed: 0,
             queued: 0,
             copying: false,
-            release_on_abandon: true,
             stats: Stats::default(),
         }
     }
@@ -1137,11 +1133,9 @@ impl Model {
             self.stats.abandoned += 1;
             // Writes held for the recovery must be released with it: the
             // region is NoSync now and nothing else would ever release
-            // them (see `abandoned_recovery_releases_held_writes`).
-            if self.release_on_abandon {
-                self.queued += self.delayed;
-                self.delayed = 0;
-            }
+            // them (as `RegionHash::abandon_quiescing` does).
+            self.queued += self.delayed;
+            self.delayed = 0;
         } else {
             assert_eq!(*e, before, "step {step}");
         }
@@ -1343,39 +1337,10 @@ fn random_model_other_seeds() {
     }
 }
 
-/// Found while writing these tests (a bug in `region_hash.rs`, reproduced
-/// on the model): writes that arrive while a chosen region still waits for
-/// its writes in flight are held in the entry (`Delayed`). On suspend,
-/// `RegionHash::abandon_quiescing` turns such a region back to `NoSync`
-/// (`abandon_recovery`) but leaves its `delayed` list in place; only a
-/// `RecoveryEnded` update releases held writes, and recovery is stopped
-/// until resume. device-mapper's suspend waits for the target's bios in
-/// flight after `presuspend`, so it waits for the held writes forever.
-/// Fix: `abandon_quiescing` should move `r.delayed` to kmirrord's write
-/// queue (they then go to the default leg of the now `NoSync` region), as
-/// the random model does.
-#[test]
-#[ignore = "region_hash::abandon_quiescing keeps the held writes of an abandoned recovery"]
-fn abandoned_recovery_releases_held_writes() {
-    let mut m = Model::new(false);
-    m.release_on_abandon = false; // What `abandon_quiescing` does today.
-    m.start_write(1); // counted, to the default leg
-    m.choose(2); // Quiescing: waits for that write
-    m.start_write(3); // held
-    assert_eq!(m.delayed, 1);
-    // presuspend: abandon_quiescing, wait for copies (none), kmirrord pass
-    // with recovery stopped; the write in flight completes meanwhile.
-    m.abandon(4);
-    m.update(5);
-    m.complete_write(0, false, 6);
-    m.update(7);
-    assert_eq!(
-        m.delayed, 0,
-        "a write is held by {:?}, which no recovery will end",
-        m.entry
-    );
-}
-
+/// Found while writing these tests: on suspend, writes held by a region
+/// whose recovery is abandoned must be released (`abandon_quiescing` moves
+/// them to kmirrord's write queue), or device-mapper's suspend, which waits
+/// for the target's bios in flight, would wait for them forever.
 #[test]
 fn abandoned_recovery_with_released_writes_settles() {
     // The same sequence when the held writes are released on abandon.
