@@ -12,8 +12,10 @@ use crate::log_bits::{CoreLogState, WordStore};
 use crate::table::SyncMode;
 use kernel::prelude::*;
 
-/// What the region hash needs from a dirty log. (kmirrord also uses the
-/// log's resync scan, sync count and resume, inherent to each log type.)
+/// What the region hash needs from a dirty log, under its lock. (kmirrord
+/// also uses the log's resync scan, sync count and resume, inherent to each
+/// log type.) Making the log persistent is not part of it: that may sleep,
+/// so kmirrord does it with no spinlock held (see `kmirrord::flush_log`).
 pub(crate) trait DirtyLog {
     /// Whether `region` is known to be identical on every leg.
     fn in_sync(&self, region: u32) -> bool;
@@ -21,8 +23,6 @@ pub(crate) trait DirtyLog {
     fn mark_region(&mut self, region: u32);
     /// Records that `region` has no writes in flight any more.
     fn clear_region(&mut self, region: u32);
-    /// Makes the marks and clears so far persistent.
-    fn flush(&mut self) -> Result;
     /// Ends recovery of `region` (or marks it out of sync): sets its state.
     fn set_region_sync(&mut self, region: u32, in_sync: bool);
 }
@@ -76,11 +76,6 @@ impl DirtyLog for CoreLog {
 
     fn clear_region(&mut self, region: u32) {
         CoreLogState::clear_region(self, region)
-    }
-
-    fn flush(&mut self) -> Result {
-        // Nothing persists a core log.
-        Ok(())
     }
 
     fn set_region_sync(&mut self, region: u32, in_sync: bool) {

@@ -16,7 +16,6 @@ use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::dmio::IoRegion;
 use crate::binding::kcopyd::CopyDone;
 use crate::binding::raw::{blk_opf_t, req_op_REQ_OP_DISCARD, req_op_REQ_OP_WRITE};
-use crate::dirty_log::DirtyLog;
 use crate::region_hash::{ensure_region, FreeList};
 use crate::region_state::WriteRoute;
 use crate::{MirrorSet, MAX_LEGS};
@@ -51,26 +50,32 @@ fn do_mirror(ms: &Arc<MirrorSet>) {
 
 fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {
     let mut freed = FreeList::new();
-    let (outcome, in_sync) = {
+    let in_sync = {
         let mut g = ms.rh.lock();
         let rh = &mut *g;
-        let outcome = rh.hash.update_states(&mut rh.log, requeue, &mut freed);
-        (outcome, rh.log.sync_count())
+        rh.hash.update_states(&mut rh.log, requeue, &mut freed);
+        rh.log.sync_count()
     };
     drop(freed);
-    // Clears and recovery results become persistent (a no-op for the core
-    // log; the disk log writes them).
-    if ms.rh.lock().log.flush().is_err() {
-        // A core log cannot fail; the disk log will handle this.
-    }
-    if outcome.recoveries_ended != 0 && in_sync == u64::from(ms.geo.nr_regions()) {
-        if !ms.sync_event_sent.swap(true, Ordering::Relaxed) {
-            ms.target.table_event();
-        }
-    } else if in_sync != u64::from(ms.geo.nr_regions()) {
+    // Clears and recovery results become persistent.
+    flush_log(ms);
+    let all_in_sync = in_sync == u64::from(ms.geo.nr_regions());
+    if !all_in_sync {
         ms.sync_event_sent.store(false, Ordering::Relaxed);
+    } else if !ms.recovery_stopped.load(Ordering::Acquire)
+        && !ms.sync_event_sent.swap(true, Ordering::Relaxed)
+    {
+        // As the C target: one event when the mirror is (again) fully in
+        // sync, after resume; for a nosync table that is at once.
+        ms.target.table_event();
     }
 }
+
+/// Makes the log's marks and clears persistent. Called by kmirrord with no
+/// spinlock held, since a persistent log sleeps on I/O here. The core log
+/// keeps nothing on disk, so there is nothing to do yet; the disk log will
+/// write its header and bitset here.
+fn flush_log(_ms: &MirrorSet) {}
 
 /// The end of one region's recovery copy.
 struct RecoveryDone {
@@ -210,10 +215,7 @@ fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>) {
     }
     // The regions just marked dirty must be on record before their data
     // is written.
-    let flushed = ms.rh.lock().log.flush();
-    if flushed.is_err() {
-        // Not reachable with a core log; the disk log will handle it.
-    }
+    flush_log(ms);
     while let Some(bio) = all.pop() {
         write_all_legs(ms, bio);
     }

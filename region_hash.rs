@@ -97,15 +97,6 @@ impl Region {
     }
 }
 
-/// Outcome of one [`RegionHash::update_states`] pass.
-#[derive(Default)]
-pub(crate) struct UpdateOutcome {
-    /// Regions whose recovery ended (successfully or not).
-    pub(crate) recoveries_ended: u32,
-    /// Regions newly in sync.
-    pub(crate) newly_in_sync: u32,
-}
-
 /// The hash of region entries.
 pub(crate) struct RegionHash {
     buckets: KVec<Option<PoolBox<Region>>>,
@@ -300,8 +291,8 @@ impl RegionHash {
         log: &mut dyn DirtyLog,
         requeue: &mut BioList<MirrorSet>,
         freed: &mut FreeList,
-    ) -> UpdateOutcome {
-        let mut outcome = UpdateOutcome::default();
+    ) {
+        let mut ended = 0;
         let mut removed = 0;
         for bucket in self.buckets.iter_mut() {
             // Rebuild the chain, keeping the entries that stay.
@@ -319,9 +310,8 @@ impl RegionHash {
                         log.set_region_sync(r.key, ok);
                         if ok {
                             log.clear_region(r.key);
-                            outcome.newly_in_sync += 1;
                         }
-                        outcome.recoveries_ended += 1;
+                        ended += 1;
                         requeue.append(&mut r.delayed);
                         drop
                     }
@@ -337,8 +327,7 @@ impl RegionHash {
             *bucket = kept;
         }
         self.count -= removed;
-        self.recovering = self.recovering.saturating_sub(outcome.recoveries_ended);
-        outcome
+        self.recovering = self.recovering.saturating_sub(ended);
     }
 }
 
