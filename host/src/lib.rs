@@ -18,3 +18,8 @@ pub mod region_state;
 /// module).
 #[path = "../../log_bits.rs"]
 pub mod log_bits;
+
+/// The disk dirty log's on-disk format and resume/flush rules (shared with
+/// the kernel module).
+#[path = "../../disk_log_format.rs"]
+pub mod disk_log_format;
