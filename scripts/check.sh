@@ -48,7 +48,10 @@ else
 fi
 
 step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
-"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" "$@"
+# Limits are generous: the suite takes ~6-10 min under TCG (longer when the
+# machine is busy); a hang still ends the run well inside CI's 90 minutes.
+"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
+	--timeout 1500 --test-timeout 400 "$@"
 result "guest tests" $?
 
 if [ $# = 0 ]; then
