@@ -97,6 +97,14 @@ pub(crate) struct LegErrorCounts {
 }
 
 impl LegErrorCounts {
+    /// Whether the leg has seen any error (it then serves no reads while
+    /// another leg can).
+    pub(crate) fn any(&self) -> bool {
+        [&self.flush, &self.write, &self.sync, &self.read]
+            .iter()
+            .any(|c| c.load(Ordering::Relaxed) != 0)
+    }
+
     fn health(&self) -> u8 {
         table::health_char(LegErrors {
             flush: self.flush.load(Ordering::Relaxed) != 0,
@@ -127,11 +135,19 @@ pub(crate) struct RhCore {
 pub(crate) struct BioData {
     /// The region whose pending count this write holds.
     pub(crate) region: Option<u32>,
+    /// Reads: the leg the bio was last sent to.
+    pub(crate) read_leg: usize,
+    /// Reads: the legs tried so far, one bit each.
+    pub(crate) tried: u16,
+    /// Reads: the bio as it was before its last remap, to retry it.
+    pub(crate) record: binding::bio::BioRecord,
 }
 
 /// Bios kmirrord has still to handle.
 pub(crate) struct Queues {
     pub(crate) writes: binding::bio::BioList<MirrorSet>,
+    /// Reads that failed on a leg and are to be retried on another.
+    pub(crate) reads: binding::bio::BioList<MirrorSet>,
 }
 
 /// The state of one mirror target.
@@ -207,8 +223,43 @@ impl MirrorSet {
         }
     }
 
-    fn region_in_sync(&self, region: u32) -> bool {
+    pub(crate) fn region_in_sync(&self, region: u32) -> bool {
         self.rh.lock().log.in_sync(region)
+    }
+
+    /// The leg to read `bio` from: for an in-sync region, the first leg
+    /// from the default one on that has no errors and was not tried yet;
+    /// for a region out of sync, only the default leg (others may be
+    /// stale), if it has no errors and was not tried.
+    pub(crate) fn choose_read_leg(&self, bio: &DmBio<Self>) -> Option<usize> {
+        let tried = bio.data().tried;
+        let usable =
+            |i: usize| tried & (1 << i) == 0 && self.legs.get(i).is_some_and(|l| !l.errors.any());
+        let default = self.default_leg_index();
+        if !self.region_in_sync(self.geo.region_of(bio.sector())) {
+            return usable(default).then_some(default);
+        }
+        // From the default leg round to the one before it (no `%`: its
+        // division-by-zero panic path upsets objtool).
+        let n = self.legs.len();
+        Iterator::chain(default..n, 0..default.min(n)).find(|&i| usable(i))
+    }
+
+    /// Sends a read to `leg`, recording it first so a failure can be
+    /// retried elsewhere.
+    pub(crate) fn remap_read(&self, bio: &mut DmBio<Self>, leg: usize) -> bool {
+        let Some(l) = self.legs.get(leg) else {
+            return false;
+        };
+        let mut rec = binding::bio::BioRecord::default();
+        bio.record(&mut rec);
+        let data = bio.data_mut();
+        data.record = rec;
+        data.read_leg = leg;
+        data.tried |= 1 << leg;
+        let sector = l.offset + self.geo.target_offset(bio.sector());
+        bio.remap(&l.dev, sector);
+        true
     }
 
     fn write_table(&self, out: &mut impl Write) -> core::fmt::Result {
@@ -349,6 +400,7 @@ impl TargetOps for MirrorSet {
             queues <- new_irq_spinlock!(
                 Queues {
                     writes: binding::bio::BioList::new(),
+                    reads: binding::bio::BioList::new(),
                 },
                 "MirrorSet::queues"
             ),
@@ -374,12 +426,11 @@ impl TargetOps for MirrorSet {
                     // that may differ between legs.
                     return MapResult::Kill(bio);
                 }
-                let Some(leg) = this.default_leg() else {
-                    return MapResult::Kill(bio);
-                };
-                let sector = leg.offset + this.geo.target_offset(bio.sector());
-                bio.remap(&leg.dev, sector);
-                MapResult::Remapped(bio)
+                match this.choose_read_leg(&bio) {
+                    Some(leg) if this.remap_read(&mut bio, leg) => MapResult::Remapped(bio),
+                    // No leg can serve it: fail the read.
+                    _ => MapResult::Kill(bio),
+                }
             }
             Op::Write | Op::Discard => {
                 let was_empty = {
@@ -399,6 +450,9 @@ impl TargetOps for MirrorSet {
     }
 
     fn end_io(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+        if bio.is_read() {
+            return Self::read_done(this, bio);
+        }
         if let Some(key) = bio.data().region {
             if this.rh.lock().hash.end_write(key) {
                 let arc: Arc<Self> = this.into();
@@ -466,6 +520,46 @@ impl TargetOps for MirrorSet {
 }
 
 impl MirrorSet {
+    /// A read completed. A failed one is counted against its leg and, if
+    /// another leg can serve it, handed to kmirrord to be sent there.
+    fn read_done(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+        let st = bio.status();
+        if st.is_ok() || st == Status::NOTSUPP {
+            return EndIoResult::Done;
+        }
+        let failed = bio.data().read_leg;
+        if let Some(leg) = this.legs.get(failed) {
+            leg.errors.read.fetch_add(1, Ordering::Relaxed);
+            pr_err!(
+                "read failed from {}, trying another leg\n",
+                leg.dev.name()
+            );
+        }
+        if bio.is_readahead() {
+            return EndIoResult::Done;
+        }
+        // `choose_read_leg` is asked again by kmirrord; here only whether a
+        // retry has a chance.
+        let tried = bio.data().tried;
+        let other = this
+            .legs
+            .iter()
+            .enumerate()
+            .any(|(i, l)| tried & (1 << i) == 0 && !l.errors.any());
+        if !other {
+            pr_err!("no leg left to read from, failing the read\n");
+            return EndIoResult::Done;
+        }
+        let rec = core::mem::take(&mut bio.data_mut().record);
+        let Some(retry) = bio.take_restored(&rec) else {
+            return EndIoResult::Done;
+        };
+        this.queues.lock().reads.push(retry);
+        let arc: Arc<Self> = this.into();
+        kmirrord::wake(&arc);
+        EndIoResult::Incomplete
+    }
+
     /// `dmsetup message <dev> 0 ...`: `stats`, `fail_atomic <n>`,
     /// `pool_selftest <n>`.
     fn message(&self, args: &[&str], out: &mut table::BoundedWriter<'_>) -> Result {

@@ -44,8 +44,25 @@ fn do_mirror(ms: &Arc<MirrorSet>) {
     let mut writes = BioList::new();
     update_states(ms, &mut writes);
     do_recovery(ms);
-    writes.append(&mut ms.queues.lock().writes);
+    let mut reads = BioList::new();
+    {
+        let mut q = ms.queues.lock();
+        writes.append(&mut q.writes);
+        reads.append(&mut q.reads);
+    }
+    do_reads(ms, reads);
     do_writes(ms, writes);
+}
+
+/// Retries reads that failed on one leg on another that can serve them, or
+/// fails them if none is left.
+fn do_reads(ms: &MirrorSet, mut reads: BioList<MirrorSet>) {
+    while let Some(mut bio) = reads.pop() {
+        match ms.choose_read_leg(&bio) {
+            Some(leg) if ms.remap_read(&mut bio, leg) => bio.submit_remapped(),
+            _ => bio.endio(crate::binding::bio::Status::IOERR),
+        }
+    }
 }
 
 fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {

@@ -52,6 +52,21 @@ impl Status {
     }
 }
 
+/// What a remapped bio needs back before it can be resent after completing
+/// (its iterator, device, flags and completion).
+#[derive(Default)]
+pub(crate) struct BioRecord(raw::dmrs_bio_details);
+
+impl BioRecord {
+    pub(crate) fn raw(&self) -> &raw::dmrs_bio_details {
+        &self.0
+    }
+}
+
+// SAFETY: The record only holds copies of a bio's fields; the pointers in it
+// are only used to restore that same bio.
+unsafe impl Send for BioRecord {}
+
 /// A bio of a device-mapper target of type `T`, which the holder must finish.
 ///
 /// # Invariants
@@ -167,6 +182,13 @@ impl<T: TargetOps> DmBio<T> {
         // SAFETY: The bio is live and owned (type invariant); device-mapper
         // completes it through the target's end_io.
         unsafe { raw::submit_bio_noacct(ptr) };
+    }
+
+    /// Records what [`super::dm::EndIoBio::take_restored`] needs to send the
+    /// bio again after it completes (call before every remap).
+    pub(crate) fn record(&self, rec: &mut BioRecord) {
+        // SAFETY: The bio is live and owned (type invariant).
+        unsafe { raw::dmrs_bio_record(&mut rec.0, self.ptr.as_ptr()) };
     }
 
     /// The per-bio data the target keeps with this bio.

@@ -150,6 +150,43 @@ impl<T: TargetOps> EndIoBio<'_, T> {
         unsafe { &(*per_bio::<T>(self.ptr)).data }
     }
 
+    /// The target's per-bio data, mutably.
+    pub(crate) fn data_mut(&mut self) -> &mut T::BioData {
+        // SAFETY: As in `data`; device-mapper hands the completing bio to
+        // this callback alone.
+        unsafe { &mut (*per_bio::<T>(self.ptr)).data }
+    }
+
+    fn opf(&self) -> raw::blk_opf_t {
+        // SAFETY: The bio is live during the callback.
+        unsafe { self.ptr.as_ref().bi_opf }
+    }
+
+    /// Whether the bio is a read.
+    pub(crate) fn is_read(&self) -> bool {
+        self.opf() & raw::REQ_OP_MASK == raw::req_op_REQ_OP_READ
+    }
+
+    /// Whether the bio is read-ahead.
+    pub(crate) fn is_readahead(&self) -> bool {
+        self.opf() & raw::REQ_RAHEAD != 0
+    }
+
+    /// Takes the bio back to send it again: restores it from `rec` (made by
+    /// [`DmBio::record`] before it was remapped) and clears its status. The
+    /// caller must then return [`EndIoResult::Incomplete`].
+    pub(crate) fn take_restored(&mut self, rec: &super::bio::BioRecord) -> Option<DmBio<T>> {
+        let bio = self.take()?;
+        // SAFETY: The bio is ours again and live; `rec` holds its own fields
+        // from before the remap.
+        unsafe {
+            raw::dmrs_bio_restore(rec.raw(), bio.as_ptr());
+            (*bio.as_ptr()).bi_status = raw::BLK_STS_OK;
+        }
+        *self.status = raw::BLK_STS_OK;
+        Some(bio)
+    }
+
     /// Takes the bio back to finish it later (the caller must then return
     /// [`EndIoResult::Incomplete`]). Returns `None` if already taken.
     pub(crate) fn take(&mut self) -> Option<DmBio<T>> {

@@ -3,9 +3,34 @@
  * C helpers of dm-mirror-rs: each one only forwards to a static inline
  * function or macro of the kernel so that Rust can call it.
  */
+#include <linux/blk-integrity.h>
 #include <linux/ioprio.h>
 
 #include "helpers.h"
+
+void dmrs_bio_record(struct dmrs_bio_details *bd, struct bio *bio)
+{
+	bd->bi_bdev = bio->bi_bdev;
+	bd->bi_flags = bio->bi_flags;
+	bd->bi_iter = bio->bi_iter;
+	bd->bi_end_io = bio->bi_end_io;
+	bd->bi_remaining = atomic_read(&bio->__bi_remaining);
+#if defined(CONFIG_BLK_DEV_INTEGRITY)
+	bd->bi_integrity = bio_integrity(bio);
+#endif
+}
+
+void dmrs_bio_restore(const struct dmrs_bio_details *bd, struct bio *bio)
+{
+	bio->bi_bdev = bd->bi_bdev;
+	bio->bi_flags = bd->bi_flags;
+	bio->bi_iter = bd->bi_iter;
+	bio->bi_end_io = bd->bi_end_io;
+	atomic_set(&bio->__bi_remaining, bd->bi_remaining);
+#if defined(CONFIG_BLK_DEV_INTEGRITY)
+	bio->bi_integrity = bd->bi_integrity;
+#endif
+}
 
 void dmrs_bio_set_dev(struct bio *bio, struct block_device *bdev)
 {

@@ -10,6 +10,24 @@
 #include <linux/blkdev.h>
 #include <linux/spinlock.h>
 
+/*
+ * What a remapped bio must get back before it can be sent to another device
+ * after completing: the same fields drivers/md/dm-bio-record.h keeps (that
+ * header is private to drivers/md, so an out-of-tree module cannot use it).
+ */
+struct dmrs_bio_details {
+	struct block_device *bi_bdev;
+	unsigned long bi_flags;
+	struct bvec_iter bi_iter;
+	bio_end_io_t *bi_end_io;
+	int bi_remaining;
+#if defined(CONFIG_BLK_DEV_INTEGRITY)
+	struct bio_integrity_payload *bi_integrity;
+#endif
+};
+
+void dmrs_bio_record(struct dmrs_bio_details *bd, struct bio *bio);
+void dmrs_bio_restore(const struct dmrs_bio_details *bd, struct bio *bio);
 void dmrs_bio_set_dev(struct bio *bio, struct block_device *bdev);
 void dmrs_bio_get(struct bio *bio);
 unsigned int dmrs_bdev_logical_block_size(struct block_device *bdev);
