@@ -530,10 +530,7 @@ impl MirrorSet {
         let failed = bio.data().read_leg;
         if let Some(leg) = this.legs.get(failed) {
             leg.errors.read.fetch_add(1, Ordering::Relaxed);
-            pr_err!(
-                "read failed from {}, trying another leg\n",
-                leg.dev.name()
-            );
+            pr_err!("read failed from {}, trying another leg\n", leg.dev.name());
         }
         if bio.is_readahead() {
             return EndIoResult::Done;
