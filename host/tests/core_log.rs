@@ -2,22 +2,11 @@
 //! (`log_bits.rs`, shared with the kernel module), against the behaviour of
 //! the C dm-log core log.
 
-use dm_mirror_rs_host::log_bits::{CoreLogState, RegionBits, WordStore};
+use dm_mirror_rs_host::log_bits::{CoreLogState, RegionBits};
 use dm_mirror_rs_host::table::SyncMode;
 
-/// Host storage for a bitset.
-#[derive(Debug, Clone)]
-struct Words(Vec<u64>);
-
-impl WordStore for Words {
-    fn words(&self) -> &[u64] {
-        &self.0
-    }
-
-    fn words_mut(&mut self) -> &mut [u64] {
-        &mut self.0
-    }
-}
+mod common;
+use common::{Rng, Words};
 
 const SIZES: [u32; 6] = [0, 1, 63, 64, 65, 1000];
 
@@ -54,32 +43,6 @@ fn assert_tail_clear(b: &RegionBits<Words>, nr: u32) {
 
 fn naive_next_zero(v: &[bool], from: u32) -> Option<u32> {
     (from as usize..v.len()).find(|&i| !v[i]).map(|i| i as u32)
-}
-
-/// xorshift64* pseudo-random numbers.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
 }
 
 // ---------------------------------------------------------------------------

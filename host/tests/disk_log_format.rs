@@ -6,22 +6,11 @@ use dm_mirror_rs_host::disk_log_format::{
     bits_from_disk, bits_to_disk, bitset_bytes, buffer_len, buffer_sectors, resume_plan, Header,
     ResumePlan, ResumeSource, Touched, HEADER_LEN, LOG_MAGIC, LOG_OFFSET, LOG_VERSION,
 };
-use dm_mirror_rs_host::log_bits::{RegionBits, WordStore};
+use dm_mirror_rs_host::log_bits::RegionBits;
 use dm_mirror_rs_host::table::SyncMode;
 
-/// Host storage for a bitset.
-#[derive(Debug, Clone)]
-struct Words(Vec<u64>);
-
-impl WordStore for Words {
-    fn words(&self) -> &[u64] {
-        &self.0
-    }
-
-    fn words_mut(&mut self) -> &mut [u64] {
-        &mut self.0
-    }
-}
+mod common;
+use common::{Rng, Words};
 
 const MODES: [SyncMode; 3] = [SyncMode::Default, SyncMode::Sync, SyncMode::NoSync];
 
@@ -79,23 +68,6 @@ fn assert_tail_clear(buf: &[u8], nr: u32) {
     let end = nr.div_ceil(64) * 64;
     for i in nr..end {
         assert!(!disk_bit(buf, i), "bit {i} past {nr} is set");
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
     }
 }
 

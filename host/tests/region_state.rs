@@ -11,6 +11,9 @@
 
 use dm_mirror_rs_host::region_state::{Recovery, RegionEntry, RegionState, Update, WriteRoute};
 
+mod common;
+use common::Rng;
+
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
@@ -809,32 +812,6 @@ fn exhaustive_short_sequences_keep_invariants() {
 // ---------------------------------------------------------------------------
 // Pseudo-random model test: one region, its log bits, its writes
 // ---------------------------------------------------------------------------
-
-/// xorshift64* pseudo-random numbers.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Self {
-        Self(seed | 1)
-    }
-
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_F491_4F6C_DD1D)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, one_in: u64) -> bool {
-        self.below(one_in) == 0
-    }
-}
 
 /// What the core log holds for the region.
 #[derive(Clone, Copy, Debug)]
