@@ -4,7 +4,7 @@
 #   scripts/run-guest.sh [--kernel TREE] [--module KO] [--impl rs|c]
 #                        [--mem 512M] [--tests LIST] [--timeout SECS]
 #                        [--test-timeout SECS] [--keep DIR] [--fio]
-#                        [--append ARGS]
+#                        [--append ARGS] [--disk-dir DIR]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -14,9 +14,13 @@
 #   --test-timeout  per-test limit inside the guest (default 240)
 #   --keep DIR      keep console.log, tap.log, initramfs and disks in DIR
 #   --fio           put fio into the initramfs (large)
+#   --disk-dir DIR  keep the disk images in DIR across runs: an image that
+#                   exists there is used as it is (any size), a missing one
+#                   is created empty with the default size
 #
-# Guest disks (fresh sparse files each run): vda, vdb 256 MiB virtio-blk,
-# vdc 16 MiB virtio-blk, sda/sdb 128 MiB AHCI SATA with serials DMRS0000/1.
+# Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
+# vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
+# 128 MiB AHCI SATA with serials DMRS0000/1.
 # TAP goes to stdout. Exit 0 only if every TAP point is ok, the plan is
 # complete and the console log is free of kernel splats.
 set -uo pipefail
@@ -33,6 +37,7 @@ test_timeout=240
 keep=
 fio=
 append=
+disk_dir=
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -47,7 +52,8 @@ while [ $# -gt 0 ]; do
 	--keep) keep=$2; shift 2 ;;
 	--fio) fio=--fio; shift ;;
 	--append) append=$2; shift 2 ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	--disk-dir) disk_dir=$2; shift 2 ;;
+	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
@@ -74,9 +80,18 @@ echo "run-guest: work dir $work" >&2
 "$here/mkinitramfs.sh" $fio "$work/initramfs.cpio.gz" "$kernel" ${module:+"$module"} ||
 	die "mkinitramfs failed"
 
+disks=$work
+if [ -n "$disk_dir" ]; then
+	mkdir -p "$disk_dir"
+	disks=$(realpath "$disk_dir")
+fi
 for d in vda:256M vdb:256M vdc:16M sata0:128M sata1:128M; do
-	rm -f "$work/${d%%:*}.img"
-	truncate -s "${d#*:}" "$work/${d%%:*}.img"
+	img=$disks/${d%%:*}.img
+	if [ -n "$disk_dir" ] && [ -f "$img" ]; then
+		continue
+	fi
+	rm -f "$img"
+	truncate -s "${d#*:}" "$img"
 done
 : > "$console"
 : > "$taplog"
@@ -91,12 +106,12 @@ cmdline="console=ttyS0 panic=-1 printk.devkmsg=on watchdog_thresh=60 dmrs.tests=
 qemu=(qemu-system-x86_64 -machine q35 -accel tcg -smp 2 -m "$mem" -nodefaults -nographic -monitor none -no-reboot
 	-kernel "$bzimage" -initrd "$work/initramfs.cpio.gz" -append "$cmdline"
 	-serial "file:$console" -serial "file:$taplog"
-	-drive "file=$work/vda.img,if=none,id=vda,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vda
-	-drive "file=$work/vdb.img,if=none,id=vdb,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdb
-	-drive "file=$work/vdc.img,if=none,id=vdc,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdc
+	-drive "file=$disks/vda.img,if=none,id=vda,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vda
+	-drive "file=$disks/vdb.img,if=none,id=vdb,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdb
+	-drive "file=$disks/vdc.img,if=none,id=vdc,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vdc
 	-device ahci,id=ahci
-	-drive "file=$work/sata0.img,if=none,id=sata0,format=raw,cache=unsafe" -device ide-hd,drive=sata0,bus=ahci.0,serial=DMRS0000
-	-drive "file=$work/sata1.img,if=none,id=sata1,format=raw,cache=unsafe" -device ide-hd,drive=sata1,bus=ahci.1,serial=DMRS0001)
+	-drive "file=$disks/sata0.img,if=none,id=sata0,format=raw,cache=unsafe" -device ide-hd,drive=sata0,bus=ahci.0,serial=DMRS0000
+	-drive "file=$disks/sata1.img,if=none,id=sata1,format=raw,cache=unsafe" -device ide-hd,drive=sata1,bus=ahci.1,serial=DMRS0001)
 
 echo "run-guest: booting ($impl, tests=$tests, mem=$mem, timeout ${timeout}s)" >&2
 start=$(date +%s)
