@@ -12,6 +12,9 @@
 //! `kmirrord.rs`, and this file (constructor, map, status). The unsafe
 //! binding layer is in `binding/`.
 
+// `pin_init!` of `MirrorSet` expands one macro level per field.
+#![recursion_limit = "256"]
+
 /// The unsafe binding layer. It is the API the target is written against,
 /// sized for the whole target (read retries, per-bio data, GFP_NOIO
 /// allocation), so not every item is called yet.
@@ -19,8 +22,7 @@
 mod binding;
 mod dirty_log;
 /// The disk log's on-disk format and resume rules (kernel-free, host-tested
-/// and fuzzed). Not wired to a disk log yet: that is the next step of the
-/// disk log work, so nothing calls it in the module so far.
+/// and fuzzed).
 #[allow(unreachable_pub, dead_code)]
 mod disk_log_format;
 mod kmirrord;
@@ -46,12 +48,15 @@ use binding::kcopyd::KcopydClient;
 use binding::lock::{new_irq_spinlock, IrqSpinLock};
 use binding::wq::OwnedQueue;
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use dirty_log::{new_core_log, CoreLog};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
+use dirty_log::{new_log, DirtyLog, DiskLogDev, MirrorLog};
+use kernel::alloc::VVec;
 use kernel::c_str;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
-use kernel::sync::{new_condvar, new_spinlock, Arc, ArcBorrow, CondVar, SpinLock};
+use kernel::sync::{
+    new_condvar, new_mutex, new_spinlock, Arc, ArcBorrow, CondVar, Mutex, SpinLock,
+};
 use kernel::workqueue::{impl_has_work, new_work, Work};
 use mempool::FallbackPool;
 use region_hash::{Region, RegionGeometry, RegionHash};
@@ -127,7 +132,7 @@ pub(crate) struct Leg {
 /// The region hash and the dirty log, under one interrupt-safe lock.
 pub(crate) struct RhCore {
     pub(crate) hash: RegionHash,
-    pub(crate) log: CoreLog,
+    pub(crate) log: MirrorLog,
 }
 
 /// What the mirror keeps with each bio.
@@ -161,6 +166,16 @@ pub(crate) struct MirrorSet {
     features: Features,
     #[pin]
     pub(crate) rh: IrqSpinLock<RhCore>,
+    /// The log device of a disk log (`None` for a core log).
+    pub(crate) disk_log: Option<DiskLogDev>,
+    /// The disk log's I/O buffer (empty for a core log); the mutex also
+    /// orders the log's writes.
+    #[pin]
+    pub(crate) log_buf: Mutex<VVec<u8>>,
+    /// `dirty_log::LOG_DEV_*` bits.
+    pub(crate) log_health: AtomicU8,
+    /// A log write failed since the table was loaded.
+    pub(crate) log_failure: AtomicBool,
     /// Where region entries come from (atomic pool, else GFP_NOIO kmalloc).
     pub(crate) regions: FallbackPool<Region>,
     pub(crate) io_client: IoClient,
@@ -269,7 +284,8 @@ impl MirrorSet {
             region_size: self.log_args.region_size,
             sync: self.log_args.sync,
         };
-        table::write_table_log(out, &log, None)?;
+        let logdev = self.disk_log.as_ref().map(|d| d.dev.name());
+        table::write_table_log(out, &log, logdev)?;
         let legs = self.legs.iter().map(|l| (l.dev.name(), l.offset));
         table::write_table_legs(out, legs, &self.features)
     }
@@ -286,13 +302,20 @@ impl MirrorSet {
             *h = leg.errors.health();
         }
         let nr = self.legs.len();
+        let log_status = match self.disk_log.as_ref() {
+            None => LogStatus::Core,
+            Some(d) => LogStatus::Disk {
+                dev: d.dev.name(),
+                health: dirty_log::log_health_char(self.log_health.load(Ordering::Relaxed)),
+            },
+        };
         table::write_status(
             out,
             names.get(..nr).unwrap_or(&[]),
             health.get(..nr).unwrap_or(&[]),
             self.rh.lock().log.sync_count(),
             u64::from(self.geo.nr_regions()),
-            LogStatus::Core,
+            log_status,
         )
     }
 
@@ -333,12 +356,20 @@ impl TargetOps for MirrorSet {
     fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<Arc<Self>, CtrError> {
         let len = ti.len();
         let t: MirrorTable<'_> = table::parse(args, len).map_err(ctr_err)?;
-        if t.log.kind == LogKind::Disk {
-            return Err(CtrError::inval(c"The disk log is not supported yet"));
-        }
         fn nomem<E>(_: E) -> CtrError {
             CtrError::new(c"Cannot allocate mirror context", ENOMEM)
         }
+        let nr_regions = t.nr_regions(len);
+        // The log first, as the C target: a disk log needs its device.
+        let (disk_log, log_buf) = match (t.log.kind, t.log.dev) {
+            (LogKind::Disk, Some(path)) => {
+                let log_err = |e| CtrError::new(c"Error creating mirror dirty log", e);
+                let dev = ti.get_device(path).map_err(log_err)?;
+                let (d, buf) = DiskLogDev::new(dev, nr_regions).map_err(log_err)?;
+                (Some(d), buf)
+            }
+            _ => (None, VVec::new()),
+        };
         let mut legs = KVec::with_capacity(t.legs().len(), GFP_KERNEL).map_err(nomem)?;
         for LegArg { path, offset } in t.legs() {
             let dev = ti
@@ -363,8 +394,7 @@ impl TargetOps for MirrorSet {
             .map_err(nomem)?;
         }
         let region_size = t.log.region_size;
-        let nr_regions = t.nr_regions(len);
-        let log = new_core_log(nr_regions, t.log.sync).map_err(nomem)?;
+        let log = new_log(nr_regions, t.log.sync).map_err(nomem)?;
         let hash = RegionHash::new(nr_regions).map_err(nomem)?;
         let regions = FallbackPool::new().map_err(nomem)?;
         let kcopyd =
@@ -390,6 +420,10 @@ impl TargetOps for MirrorSet {
             },
             features: t.features,
             rh <- new_irq_spinlock!(RhCore { hash, log }, "MirrorSet::rh"),
+            disk_log,
+            log_buf <- new_mutex!(log_buf, "MirrorSet::log_buf"),
+            log_health: AtomicU8::new(0),
+            log_failure: AtomicBool::new(false),
             regions,
             io_client,
             kcopyd,
@@ -483,7 +517,7 @@ impl TargetOps for MirrorSet {
     }
 
     fn resume(this: ArcBorrow<'_, Self>) {
-        this.rh.lock().log.resume();
+        dirty_log::resume(&this, this.log_args.sync);
         this.recovery_stopped.store(false, Ordering::Release);
         let arc: Arc<Self> = this.into();
         kmirrord::wake(&arc);

@@ -16,6 +16,7 @@ use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::dmio::IoRegion;
 use crate::binding::kcopyd::CopyDone;
 use crate::binding::raw::{blk_opf_t, req_op_REQ_OP_DISCARD, req_op_REQ_OP_WRITE};
+use crate::dirty_log::DirtyLog;
 use crate::region_hash::{ensure_region, FreeList};
 use crate::region_state::WriteRoute;
 use crate::{MirrorSet, MAX_LEGS};
@@ -74,8 +75,9 @@ fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {
         rh.log.sync_count()
     };
     drop(freed);
-    // Clears and recovery results become persistent.
-    flush_log(ms);
+    // Clears and recovery results become persistent (a failure is seen by
+    // the status, and by the next write batch's flush).
+    let _ = crate::dirty_log::flush(ms);
     let all_in_sync = in_sync == u64::from(ms.geo.nr_regions());
     if !all_in_sync {
         ms.sync_event_sent.store(false, Ordering::Relaxed);
@@ -87,12 +89,6 @@ fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {
         ms.target.table_event();
     }
 }
-
-/// Makes the log's marks and clears persistent. Called by kmirrord with no
-/// spinlock held, since a persistent log sleeps on I/O here. The core log
-/// keeps nothing on disk, so there is nothing to do yet; the disk log will
-/// write its header and bitset here.
-fn flush_log(_ms: &MirrorSet) {}
 
 /// The end of one region's recovery copy.
 struct RecoveryDone {
@@ -232,7 +228,9 @@ fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>) {
     }
     // The regions just marked dirty must be on record before their data
     // is written.
-    flush_log(ms);
+    if crate::dirty_log::flush(ms).is_err() {
+        ms.log_failure.store(true, Ordering::Relaxed);
+    }
     while let Some(bio) = all.pop() {
         write_all_legs(ms, bio);
     }

@@ -114,6 +114,25 @@ impl<S: WordStore> RegionBits<S> {
     pub fn words(&self) -> &[u64] {
         self.store.words()
     }
+
+    /// Makes these bits a copy of `other`'s (same length; extra words of
+    /// either side are left alone or read as 0).
+    pub fn copy_from<T: WordStore>(&mut self, other: &RegionBits<T>) {
+        let src = other.words();
+        for (i, w) in self.store.words_mut().iter_mut().enumerate() {
+            *w = src.get(i).copied().unwrap_or(0);
+        }
+        self.clear_tail();
+    }
+
+    /// Sets every bit to `value` (bits past the end stay 0).
+    pub fn fill(&mut self, value: bool) {
+        let fill = if value { u64::MAX } else { 0 };
+        for w in self.store.words_mut() {
+            *w = fill;
+        }
+        self.clear_tail();
+    }
 }
 
 /// The core log: what is in sync, clean and being recovered, in memory.
@@ -150,14 +169,40 @@ impl<S: WordStore> CoreLogState<S> {
         self.clean.get(region)
     }
 
-    /// Writes to `region` are about to start.
-    pub fn mark_region(&mut self, region: u32) {
-        self.clean.set(region, false);
+    /// Writes to `region` are about to start. Returns whether its clean
+    /// bit changed.
+    pub fn mark_region(&mut self, region: u32) -> bool {
+        self.clean.set(region, false)
     }
 
-    /// `region` has no writes in flight any more.
-    pub fn clear_region(&mut self, region: u32) {
-        self.clean.set(region, true);
+    /// `region` has no writes in flight any more. Returns whether its clean
+    /// bit changed.
+    pub fn clear_region(&mut self, region: u32) -> bool {
+        region < self.clean.len() && !self.clean.set(region, true)
+    }
+
+    /// The clean bits (what a disk log writes out).
+    pub fn clean_bits(&self) -> &RegionBits<S> {
+        &self.clean
+    }
+
+    /// The clean bits, to load them from a disk log.
+    pub fn clean_bits_mut(&mut self) -> &mut RegionBits<S> {
+        &mut self.clean
+    }
+
+    /// Records every region as possibly written (not clean).
+    pub fn mark_all_unclean(&mut self) {
+        self.clean.fill(false);
+    }
+
+    /// What a disk log does on resume: a region is in sync exactly when it
+    /// is clean, no region is being recovered, the resync scan restarts.
+    pub fn sync_from_clean(&mut self) {
+        self.in_sync.copy_from(&self.clean);
+        self.sync_count = self.in_sync.count();
+        self.recovering.fill(false);
+        self.sync_search = 0;
     }
 
     /// The next out-of-sync region nobody recovers, now marked recovering.

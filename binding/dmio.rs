@@ -7,9 +7,22 @@ use super::dm::{bio_target, LegDevice, TargetOps};
 use super::raw;
 use core::ffi::c_void;
 use core::ptr::NonNull;
+use kernel::alloc::VVec;
 use kernel::ffi::c_ulong;
 use kernel::prelude::*;
 use kernel::sync::ArcBorrow;
+
+/// Bytes per sector, the unit of [`IoRegion`] lengths.
+const SECTOR_BYTES: u64 = 512;
+
+/// The memory of a synchronous dm-io request.
+pub(crate) enum SyncMem<'a> {
+    /// No data: the request only carries flags (an empty flush).
+    None,
+    /// A vmalloc'ed buffer: read into, or written from, starting at its
+    /// first byte for every region.
+    Vmalloc(&'a mut VVec<u8>),
+}
 
 /// A target that learns when its dm-io requests on bios complete.
 pub(crate) trait BioIoDone: TargetOps {
@@ -118,6 +131,75 @@ impl IoClient {
             // SAFETY: The bio is still ours: no callback will run.
             unsafe { bio_notify::<T>(c_ulong::MAX, bio.as_ptr().cast()) };
         }
+    }
+}
+
+impl IoClient {
+    /// Reads or writes `regions` (`opf`: operation and flags) with `mem`
+    /// and waits for the result. Sleeps: process context only, no spinlock
+    /// held. On failure, returns the failed regions as bits (bit `i` for
+    /// region `i`; all bits if the request could not be made at all).
+    pub(crate) fn sync_io(
+        &self,
+        regions: &[IoRegion],
+        opf: raw::blk_opf_t,
+        mem: SyncMem<'_>,
+    ) -> core::result::Result<(), u64> {
+        let mut req_mem = raw::dm_io_memory::default();
+        match mem {
+            SyncMem::None => {
+                if regions.iter().any(|r| r.0.count != 0) {
+                    return Err(u64::MAX);
+                }
+                req_mem.type_ = raw::dm_io_mem_type_DM_IO_KMEM;
+                req_mem.ptr.addr = core::ptr::null_mut();
+            }
+            SyncMem::Vmalloc(buf) => {
+                let len = buf.len() as u64;
+                let fits = |r: &IoRegion| {
+                    r.0.count
+                        .checked_mul(SECTOR_BYTES)
+                        .is_some_and(|b| b <= len)
+                };
+                if len == 0 || !regions.iter().all(fits) {
+                    return Err(u64::MAX);
+                }
+                req_mem.type_ = raw::dm_io_mem_type_DM_IO_VMA;
+                req_mem.ptr.vma = buf.as_mut_ptr().cast();
+            }
+        }
+        let mut req = raw::dm_io_request {
+            bi_opf: opf,
+            mem: req_mem,
+            notify: raw::dm_io_notify {
+                fn_: None,
+                context: core::ptr::null_mut(),
+            },
+            client: self.ptr.as_ptr(),
+        };
+        let mut error_bits: c_ulong = 0;
+        // dm-io only reads the regions, despite the non-const pointer.
+        let regions_ptr = regions.as_ptr() as *mut raw::dm_io_region;
+        // SAFETY: `req` has no notify function, so dm-io waits for the I/O
+        // before returning: the buffer (vmalloc memory, as DM_IO_VMA needs,
+        // at least as long as every region) and the regions outlive it. The
+        // client is live (type invariant).
+        let ret = unsafe {
+            raw::dm_io(
+                &mut req,
+                regions.len() as u32,
+                regions_ptr,
+                &mut error_bits,
+                raw::dmrs_ioprio_default(),
+            )
+        };
+        if error_bits != 0 {
+            return Err(error_bits as u64);
+        }
+        if ret != 0 {
+            return Err(u64::MAX);
+        }
+        Ok(())
     }
 }
 

@@ -597,3 +597,71 @@ fn random_operations_match_a_naive_model() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// What the disk log adds: change reports, whole-bitset operations, resume
+// ---------------------------------------------------------------------------
+
+#[test]
+fn mark_and_clear_report_changes() {
+    let mut l = log(70, SyncMode::Default);
+    assert!(l.mark_region(5), "clean -> dirty is a change");
+    assert!(!l.mark_region(5), "dirty -> dirty is not");
+    assert!(l.clear_region(5), "dirty -> clean is a change");
+    assert!(!l.clear_region(5), "clean -> clean is not");
+    assert!(!l.mark_region(70), "past the end: nothing changes");
+    assert!(!l.clear_region(70), "past the end: nothing changes");
+    assert!(!l.clear_region(u32::MAX));
+}
+
+#[test]
+fn fill_and_copy_keep_the_tail_clear() {
+    for nr in SIZES {
+        let mut a = bits(nr, false);
+        a.fill(true);
+        assert_eq!(a.count(), u64::from(nr));
+        assert_tail_clear(&a, nr);
+        a.fill(false);
+        assert_eq!(a.count(), 0);
+        let mut rng = Rng::new(u64::from(nr) + 7);
+        let mut src = bits(nr, false);
+        for i in 0..nr {
+            src.set(i, rng.below(2) == 1);
+        }
+        let mut dst = bits(nr, true);
+        dst.copy_from(&src);
+        assert_eq!(dst.words(), src.words(), "nr {nr}");
+        assert_tail_clear(&dst, nr);
+    }
+}
+
+#[test]
+fn mark_all_unclean_then_sync_from_clean() {
+    let nr = 200;
+    let mut l = log(nr, SyncMode::NoSync);
+    assert_eq!(l.sync_count(), u64::from(nr));
+    l.mark_all_unclean();
+    assert!((0..nr).all(|r| !l.is_clean(r)));
+    // In sync bits are untouched until a resume loads them from the clean
+    // bits, as the disk log does.
+    assert_eq!(l.sync_count(), u64::from(nr));
+    for r in [3, 64, 199] {
+        l.clear_region(r);
+    }
+    // A recovery in progress is forgotten by the reload.
+    l.set_region_sync(10, false);
+    assert_eq!(l.get_resync_work(), Some(10));
+    l.sync_from_clean();
+    assert_eq!(l.sync_count(), 3);
+    for r in 0..nr {
+        assert_eq!(l.in_sync(r), [3, 64, 199].contains(&r), "region {r}");
+    }
+    assert_eq!(l.clean_bits().count(), 3);
+    // The scan restarts at 0 and hands out every other region once.
+    let mut got = Vec::new();
+    while let Some(r) = l.get_resync_work() {
+        got.push(r);
+    }
+    let want: Vec<u32> = (0..nr).filter(|r| ![3, 64, 199].contains(r)).collect();
+    assert_eq!(got, want);
+}
