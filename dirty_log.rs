@@ -260,7 +260,7 @@ fn fail_log_device(ms: &MirrorSet, flush: bool) {
 }
 
 /// Sends an empty flush to every leg and waits; a leg that fails it counts
-/// a flush error.
+/// a flush error (kmirrord raises the event this may make due).
 fn flush_legs(ms: &MirrorSet) -> Result {
     let mut regions = [IoRegion::empty(); crate::MAX_LEGS];
     for (slot, leg) in regions.iter_mut().zip(ms.legs.iter()) {
@@ -271,9 +271,9 @@ fn flush_legs(ms: &MirrorSet) -> Result {
     match ms.io_client.sync_io(regions, opf, SyncMem::None) {
         Ok(()) => Ok(()),
         Err(bits) => {
-            for (i, leg) in ms.legs.iter().enumerate() {
+            for i in 0..ms.legs.len() {
                 if bits & (1 << i) != 0 {
-                    leg.errors.flush.fetch_add(1, Ordering::Relaxed);
+                    ms.fail_leg(i, crate::ErrorKind::Flush);
                 }
             }
             Err(EIO)

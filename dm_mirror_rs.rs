@@ -92,6 +92,19 @@ impl kernel::Module for DmMirrorModule {
     }
 }
 
+/// The kinds of leg errors, each shown as a health character.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// An empty flush of the legs (before clean bits are written) failed.
+    Flush,
+    /// A write failed.
+    Write,
+    /// A recovery copy failed to read from or write to the leg.
+    Sync,
+    /// A read failed.
+    Read,
+}
+
 /// Error kinds counted per leg; each shows as a health character.
 #[derive(Default)]
 pub(crate) struct LegErrorCounts {
@@ -108,6 +121,21 @@ impl LegErrorCounts {
         [&self.flush, &self.write, &self.sync, &self.read]
             .iter()
             .any(|c| c.load(Ordering::Relaxed) != 0)
+    }
+
+    fn counter(&self, kind: ErrorKind) -> &AtomicU32 {
+        match kind {
+            ErrorKind::Flush => &self.flush,
+            ErrorKind::Write => &self.write,
+            ErrorKind::Sync => &self.sync,
+            ErrorKind::Read => &self.read,
+        }
+    }
+
+    fn reset(&self) {
+        for c in [&self.flush, &self.write, &self.sync, &self.read] {
+            c.store(0, Ordering::Relaxed);
+        }
     }
 
     fn health(&self) -> u8 {
@@ -142,17 +170,23 @@ pub(crate) struct BioData {
     pub(crate) region: Option<u32>,
     /// Reads: the leg the bio was last sent to.
     pub(crate) read_leg: usize,
+    /// Reads: the region read.
+    pub(crate) read_region: u32,
     /// Reads: the legs tried so far, one bit each.
     pub(crate) tried: u16,
     /// Reads: the bio as it was before its last remap, to retry it.
     pub(crate) record: binding::bio::BioRecord,
 }
 
-/// Bios kmirrord has still to handle.
+/// Bios kmirrord has still to handle, and writes held after failures.
 pub(crate) struct Queues {
     pub(crate) writes: binding::bio::BioList<MirrorSet>,
     /// Reads that failed on a leg and are to be retried on another.
     pub(crate) reads: binding::bio::BioList<MirrorSet>,
+    /// Writes that failed on some leg (or could not be logged).
+    pub(crate) failures: binding::bio::BioList<MirrorSet>,
+    /// Writes held (`handle_errors`) until the device is suspended.
+    pub(crate) holds: binding::bio::BioList<MirrorSet>,
 }
 
 /// The state of one mirror target.
@@ -182,8 +216,16 @@ pub(crate) struct MirrorSet {
     pub(crate) kcopyd: KcopydClient,
     /// Set from presuspend until resume (and before the first resume).
     pub(crate) recovery_stopped: AtomicBool,
-    /// The "all in sync" table event was raised for the current sync.
-    pub(crate) sync_event_sent: AtomicBool,
+    /// Every region was in sync at some point since the table was loaded
+    /// or a write last failed (the "in sync" event was raised then, and
+    /// the legs' error flags cleared).
+    pub(crate) in_sync: AtomicBool,
+    /// Some leg failed since the set was last in sync.
+    pub(crate) leg_failure: AtomicBool,
+    /// Between presuspend and resume: held writes are completed at once.
+    suspended: AtomicBool,
+    /// A table event is due; kmirrord raises it (it may sleep).
+    pub(crate) event_pending: AtomicBool,
     /// Recovery copies in flight, and their end.
     #[pin]
     copies: SpinLock<u32>,
@@ -242,10 +284,11 @@ impl MirrorSet {
         self.rh.lock().log.in_sync(region)
     }
 
-    /// The leg to read `bio` from: for an in-sync region, the first leg
-    /// from the default one on that has no errors and was not tried yet;
-    /// for a region out of sync, only the default leg (others may be
-    /// stale), if it has no errors and was not tried.
+    /// The leg to read `bio` from: for an in-sync region, the default leg
+    /// or else the nearest one before it (wrapping round, the order of the
+    /// C target) that has no errors and was not tried yet; for a region out
+    /// of sync, only the default leg (others may be stale), if it has no
+    /// errors and was not tried.
     pub(crate) fn choose_read_leg(&self, bio: &DmBio<Self>) -> Option<usize> {
         let tried = bio.data().tried;
         let usable =
@@ -254,10 +297,73 @@ impl MirrorSet {
         if !self.region_in_sync(self.geo.region_of(bio.sector())) {
             return usable(default).then_some(default);
         }
-        // From the default leg round to the one before it (no `%`: its
-        // division-by-zero panic path upsets objtool).
+        // No `%`: its division-by-zero panic path upsets objtool.
         let n = self.legs.len();
-        Iterator::chain(default..n, 0..default.min(n)).find(|&i| usable(i))
+        let d = default.min(n.saturating_sub(1));
+        Iterator::chain((0..=d).rev(), (d + 1..n).rev()).find(|&i| usable(i))
+    }
+
+    /// Whether some leg has had no error since the set was last in sync.
+    pub(crate) fn any_valid_leg(&self) -> bool {
+        self.legs.iter().any(|l| !l.errors.any())
+    }
+
+    /// Records an error of `kind` on leg `index` (any context; never
+    /// sleeps). With `handle_errors`, the first error of each kind on a leg
+    /// makes a table event due (returns true: the caller wakes kmirrord,
+    /// which raises it), and a failed default leg is replaced by one
+    /// without errors, if the set is in sync or `keep_log` is set (an out
+    /// of sync default leg stays: the others may hold stale data).
+    pub(crate) fn fail_leg(&self, index: usize, kind: ErrorKind) -> bool {
+        let Some(leg) = self.legs.get(index) else {
+            return false;
+        };
+        self.leg_failure.store(true, Ordering::Relaxed);
+        let first = leg.errors.counter(kind).fetch_add(1, Ordering::Relaxed) == 0;
+        if !first || !self.features.handle_errors {
+            return false;
+        }
+        if index == self.default_leg_index() {
+            if !self.in_sync.load(Ordering::Relaxed) && !self.features.keep_log {
+                pr_err!(
+                    "default leg {} failed while out of sync: reads may fail\n",
+                    leg.dev.name()
+                );
+            } else if let Some(new) = self.legs.iter().position(|l| !l.errors.any()) {
+                self.default_leg.store(new, Ordering::Relaxed);
+            } else {
+                pr_warn!("every leg of the mirror has failed\n");
+            }
+        }
+        self.event_pending.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// The set is in sync again: the legs' error flags start afresh.
+    pub(crate) fn reset_leg_errors(&self) {
+        self.leg_failure.store(false, Ordering::Relaxed);
+        for leg in self.legs.iter() {
+            leg.errors.reset();
+        }
+    }
+
+    /// Holds a failed write until the device is suspended; if it already
+    /// is being suspended, completes it: requeued to device-mapper for a
+    /// `--noflush` suspend (the next table issues it again), failed
+    /// otherwise.
+    pub(crate) fn hold(&self, bio: DmBio<Self>) {
+        let mut q = self.queues.lock();
+        if !self.suspended.load(Ordering::Acquire) {
+            q.holds.push(bio);
+            return;
+        }
+        drop(q);
+        let status = if self.target.noflush_suspending() {
+            Status::DM_REQUEUE
+        } else {
+            Status::IOERR
+        };
+        bio.endio(status);
     }
 
     /// Sends a read to `leg`, recording it first so a failure can be
@@ -268,8 +374,10 @@ impl MirrorSet {
         };
         let mut rec = binding::bio::BioRecord::default();
         bio.record(&mut rec);
+        let region = self.geo.region_of(bio.sector());
         let data = bio.data_mut();
         data.record = rec;
+        data.read_region = region;
         data.read_leg = leg;
         data.tried |= 1 << leg;
         let sector = l.offset + self.geo.target_offset(bio.sector());
@@ -428,21 +536,30 @@ impl TargetOps for MirrorSet {
             io_client,
             kcopyd,
             recovery_stopped: AtomicBool::new(true),
-            sync_event_sent: AtomicBool::new(false),
+            in_sync: AtomicBool::new(false),
+            leg_failure: AtomicBool::new(false),
+            suspended: AtomicBool::new(false),
+            event_pending: AtomicBool::new(false),
             copies <- new_spinlock!(0, "MirrorSet::copies"),
             copies_done <- new_condvar!("MirrorSet::copies_done"),
             queues <- new_irq_spinlock!(
                 Queues {
                     writes: binding::bio::BioList::new(),
                     reads: binding::bio::BioList::new(),
+                    failures: binding::bio::BioList::new(),
+                    holds: binding::bio::BioList::new(),
                 },
                 "MirrorSet::queues"
             ),
             work <- new_work!("MirrorSet::work"),
             wq,
         });
-        Arc::pin_init(ms, GFP_KERNEL)
-            .map_err(|e| CtrError::new(c"Cannot allocate mirror context", e))
+        let ms = Arc::pin_init(ms, GFP_KERNEL)
+            .map_err(|e| CtrError::new(c"Cannot allocate mirror context", e))?;
+        // A first pass, as the C target does: it notes a set that is in
+        // sync from the start.
+        kmirrord::wake(&ms);
+        Ok(ms)
     }
 
     fn dtr(this: ArcBorrow<'_, Self>) {
@@ -497,6 +614,17 @@ impl TargetOps for MirrorSet {
     }
 
     fn presuspend(this: ArcBorrow<'_, Self>) {
+        // Held writes are completed now, and from here on as they come.
+        let mut held = {
+            let mut q = this.queues.lock();
+            this.suspended.store(true, Ordering::Release);
+            let mut held = binding::bio::BioList::new();
+            held.append(&mut q.holds);
+            held
+        };
+        while let Some(bio) = held.pop() {
+            this.hold(bio);
+        }
         // No new recovery; regions waiting to be copied go back to the log's
         // resync scan, and copies already running are waited for.
         this.recovery_stopped.store(true, Ordering::Release);
@@ -517,6 +645,7 @@ impl TargetOps for MirrorSet {
     }
 
     fn resume(this: ArcBorrow<'_, Self>) {
+        this.suspended.store(false, Ordering::Release);
         dirty_log::resume(&this, this.log_args.sync);
         this.recovery_stopped.store(false, Ordering::Release);
         let arc: Arc<Self> = this.into();
@@ -558,27 +687,30 @@ impl MirrorSet {
     /// another leg can serve it, handed to kmirrord to be sent there.
     fn read_done(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
         let st = bio.status();
-        if st.is_ok() || st == Status::NOTSUPP {
+        // A failed read-ahead says little about the leg (C ignores it too).
+        if st.is_ok() || st == Status::NOTSUPP || bio.is_readahead() {
             return EndIoResult::Done;
         }
         let failed = bio.data().read_leg;
+        let event = this.fail_leg(failed, ErrorKind::Read);
         if let Some(leg) = this.legs.get(failed) {
-            leg.errors.read.fetch_add(1, Ordering::Relaxed);
             pr_err!("read failed from {}, trying another leg\n", leg.dev.name());
         }
-        if bio.is_readahead() {
-            return EndIoResult::Done;
-        }
         // `choose_read_leg` is asked again by kmirrord; here only whether a
-        // retry has a chance.
+        // retry has a chance: the default leg is good (it may have just
+        // changed), or the region is in sync and some good leg is left.
         let tried = bio.data().tried;
-        let other = this
-            .legs
-            .iter()
-            .enumerate()
-            .any(|(i, l)| tried & (1 << i) == 0 && !l.errors.any());
-        if !other {
+        let untried_good =
+            |i: usize| tried & (1 << i) == 0 && this.legs.get(i).is_some_and(|l| !l.errors.any());
+        let retry = untried_good(this.default_leg_index())
+            || (this.region_in_sync(bio.data().read_region)
+                && (0..this.legs.len()).any(untried_good));
+        if !retry {
             pr_err!("no leg left to read from, failing the read\n");
+            if event {
+                let arc: Arc<Self> = this.into();
+                kmirrord::wake(&arc);
+            }
             return EndIoResult::Done;
         }
         let rec = core::mem::take(&mut bio.data_mut().record);
@@ -671,26 +803,22 @@ impl BioIoDone for MirrorSet {
             bio.endio(Status::NOTSUPP);
             return;
         }
-        if let Some(key) = bio.data().region {
-            let mut g = this.rh.lock();
-            let rh = &mut *g;
-            rh.hash.mark_nosync(key, &mut rh.log);
-        }
-        let mut any_ok = false;
-        for (i, leg) in this.legs.iter().enumerate() {
+        for i in 0..this.legs.len() {
             if error_bits & (1 << i) != 0 {
-                let counter = if bio.is_preflush() && bio.size() == 0 {
-                    &leg.errors.flush
-                } else {
-                    &leg.errors.write
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            } else {
-                any_ok = true;
+                this.fail_leg(i, ErrorKind::Write);
             }
         }
-        // Without handle_errors, a write that reached at least one leg
-        // completes, as in the C target; the leg's health shows the error.
-        bio.endio(if any_ok { Status::OK } else { Status::IOERR });
+        // The rest (the region goes out of sync; the write is held, failed
+        // or completed) is kmirrord's, which may sleep to raise the event.
+        let was_empty = {
+            let mut q = this.queues.lock();
+            let was_empty = q.failures.is_empty();
+            q.failures.push(bio);
+            was_empty
+        };
+        if was_empty {
+            let arc: Arc<Self> = this.into();
+            kmirrord::wake(&arc);
+        }
     }
 }

@@ -8,10 +8,18 @@
 //!    set their sync state and release the writes they held);
 //! 2. runs recovery: picks out-of-sync regions and copies each from the
 //!    default leg to the others once its writes in flight are done;
-//! 3. handles the queued writes: regions are marked dirty and the log
+//! 3. retries reads that failed on one leg on another;
+//! 4. handles the queued writes: regions are marked dirty and the log
 //!    flushed before any data write; then one dm-io request writes each bio
-//!    to every leg (a region out of sync gets the default leg only).
+//!    to every leg (a region out of sync gets the default leg only);
+//! 5. handles writes that failed on some leg: their region goes out of
+//!    sync; then they are held until the device is suspended (with
+//!    `handle_errors`), failed (no good leg left), or completed.
+//!
+//! Table events due to leg failures are raised at the start of a pass:
+//! raising one sleeps, and failures are seen in interrupt context.
 
+use crate::binding::bio::Status;
 use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::dmio::IoRegion;
 use crate::binding::kcopyd::CopyDone;
@@ -19,7 +27,7 @@ use crate::binding::raw::{blk_opf_t, req_op_REQ_OP_DISCARD, req_op_REQ_OP_WRITE}
 use crate::dirty_log::DirtyLog;
 use crate::region_hash::{ensure_region, FreeList};
 use crate::region_state::WriteRoute;
-use crate::{MirrorSet, MAX_LEGS};
+use crate::{ErrorKind, MirrorSet, MAX_LEGS};
 use core::sync::atomic::Ordering;
 use kernel::sync::Arc;
 use kernel::workqueue::WorkItem;
@@ -42,17 +50,62 @@ pub(crate) fn wake(ms: &Arc<MirrorSet>) {
 
 /// One pass of kmirrord.
 fn do_mirror(ms: &Arc<MirrorSet>) {
+    raise_pending_event(ms);
     let mut writes = BioList::new();
     update_states(ms, &mut writes);
     do_recovery(ms);
     let mut reads = BioList::new();
+    let mut failures = BioList::new();
     {
         let mut q = ms.queues.lock();
         writes.append(&mut q.writes);
         reads.append(&mut q.reads);
+        failures.append(&mut q.failures);
     }
     do_reads(ms, reads);
-    do_writes(ms, writes);
+    do_writes(ms, writes, &mut failures);
+    do_failures(ms, failures);
+    // Failures seen during this pass (e.g. a flush of the legs).
+    raise_pending_event(ms);
+}
+
+/// Raises the table event leg failures made due.
+fn raise_pending_event(ms: &MirrorSet) {
+    if ms.event_pending.swap(false, Ordering::Relaxed) {
+        ms.target.table_event();
+    }
+}
+
+/// Writes that failed on some leg, or that were not issued because the log
+/// or a leg failed (`handle_errors`).
+fn do_failures(ms: &MirrorSet, mut failures: BioList<MirrorSet>) {
+    let handle = ms.features.handle_errors;
+    let keep_log = ms.features.keep_log;
+    while let Some(bio) = failures.pop() {
+        let log_failed = ms.log_failure.load(Ordering::Relaxed);
+        if !log_failed {
+            // The legs may differ where the write went: out of sync. (With
+            // the log failed, nothing can be recorded.)
+            ms.in_sync.store(false, Ordering::Relaxed);
+            let mut g = ms.rh.lock();
+            let rh = &mut *g;
+            match bio.data().region {
+                Some(key) => rh.hash.mark_nosync(key, &mut rh.log),
+                // A failed flush: any region may have lost writes.
+                None if bio.is_preflush() => rh.hash.set_flush_failure(),
+                None => {}
+            }
+        }
+        if !ms.any_valid_leg() || (keep_log && log_failed) {
+            bio.endio(Status::IOERR);
+        } else if handle && !keep_log {
+            ms.hold(bio);
+        } else {
+            // As the C target: the write reached a good leg; the failed
+            // leg's health character shows the rest.
+            bio.endio(Status::OK);
+        }
+    }
 }
 
 /// Retries reads that failed on one leg on another that can serve them, or
@@ -79,14 +132,14 @@ fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {
     // the status, and by the next write batch's flush).
     let _ = crate::dirty_log::flush(ms);
     let all_in_sync = in_sync == u64::from(ms.geo.nr_regions());
-    if !all_in_sync {
-        ms.sync_event_sent.store(false, Ordering::Relaxed);
-    } else if !ms.recovery_stopped.load(Ordering::Acquire)
-        && !ms.sync_event_sent.swap(true, Ordering::Relaxed)
-    {
-        // As the C target: one event when the mirror is (again) fully in
-        // sync, after resume; for a nosync table that is at once.
+    if all_in_sync && !ms.in_sync.swap(true, Ordering::Relaxed) {
+        // As the C target: one event when the mirror is fully in sync
+        // after the load or a write failure; the legs' error flags start
+        // afresh. (For a table in sync from the start, this happens in the
+        // pass the constructor asks for, before the table is live, so the
+        // event reaches nobody, as with the C target.)
         ms.target.table_event();
+        ms.reset_leg_errors();
     }
 }
 
@@ -103,15 +156,11 @@ impl CopyDone for RecoveryDone {
     fn copy_done(self, read_err: bool, write_err: u64) {
         let ms = &self.ms;
         if read_err {
-            if let Some(leg) = ms.legs.get(self.source) {
-                leg.errors.sync.fetch_add(1, Ordering::Relaxed);
-            }
+            ms.fail_leg(self.source, ErrorKind::Sync);
         }
         for (i, &leg) in self.dests.iter().enumerate() {
             if write_err & (1 << i) != 0 {
-                if let Some(leg) = ms.legs.get(usize::from(leg)) {
-                    leg.errors.sync.fetch_add(1, Ordering::Relaxed);
-                }
+                ms.fail_leg(usize::from(leg), ErrorKind::Sync);
             }
         }
         let ok = !read_err && write_err == 0;
@@ -190,7 +239,7 @@ fn start_copy(ms: &Arc<MirrorSet>, key: u32) {
     }
 }
 
-fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>) {
+fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>, failures: &mut BioList<MirrorSet>) {
     let mut all = BioList::new();
     let mut default_only = BioList::new();
     while let Some(mut bio) = writes.pop() {
@@ -227,12 +276,22 @@ fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>) {
         return;
     }
     // The regions just marked dirty must be on record before their data
-    // is written.
+    // is written. A log failure sticks until the table is reloaded.
     if crate::dirty_log::flush(ms).is_err() {
         ms.log_failure.store(true, Ordering::Relaxed);
     }
+    let handle = ms.features.handle_errors;
+    if handle && ms.log_failure.load(Ordering::Relaxed) {
+        // Not on record: these may not be written until userspace acts.
+        failures.append(&mut all);
+    }
     while let Some(bio) = all.pop() {
         write_all_legs(ms, bio);
+    }
+    if handle && !ms.features.keep_log && ms.leg_failure.load(Ordering::Relaxed) {
+        // Writing only the default leg would leave a failed leg further
+        // behind: hold these too.
+        failures.append(&mut default_only);
     }
     while let Some(mut bio) = default_only.pop() {
         let Some(leg) = ms.default_leg() else {

@@ -105,6 +105,10 @@ pub(crate) struct RegionHash {
     count: u32,
     /// Regions chosen for recovery whose recovery has not ended.
     recovering: u32,
+    /// A flush failed on some leg: whether any write that ended since made
+    /// it to stable storage is unknown, so idle regions go out of sync
+    /// instead of clean (until the table is reloaded).
+    flush_failure: bool,
 }
 
 /// Bucket count for `nr_regions`: a power of two from 128, about one bucket
@@ -126,6 +130,7 @@ impl RegionHash {
             mask: n - 1,
             count: 0,
             recovering: 0,
+            flush_failure: false,
         })
     }
 
@@ -220,6 +225,11 @@ impl RegionHash {
         }
     }
 
+    /// A flush failed on some leg (see `flush_failure`).
+    pub(crate) fn set_flush_failure(&mut self) {
+        self.flush_failure = true;
+    }
+
     /// Chooses `key` (an entry that exists, picked by the log's resync scan)
     /// for recovery. Returns false if there is no entry.
     pub(crate) fn begin_recovery(&mut self, key: u32) -> bool {
@@ -302,6 +312,12 @@ impl RegionHash {
                 chain = r.next.take();
                 let drop_it = match r.entry.update() {
                     Update::Keep => false,
+                    Update::DropClean if self.flush_failure => {
+                        // Kept, out of sync, until a recovery copies it.
+                        r.entry.mark_nosync();
+                        log.set_region_sync(r.key, false);
+                        false
+                    }
                     Update::DropClean => {
                         log.clear_region(r.key);
                         true

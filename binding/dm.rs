@@ -323,10 +323,20 @@ impl Target {
         unsafe { self.ti.as_ref().len }
     }
 
-    /// Raises a table event (what `dmsetup wait` waits for).
+    /// Raises a table event (what `dmsetup wait` waits for). Sleeps:
+    /// process context only.
     pub(crate) fn table_event(&self) {
         // SAFETY: The target and its table are live (type invariant).
         unsafe { raw::dm_table_event(self.ti.as_ref().table) };
+    }
+
+    /// Whether the device is being suspended with `--noflush` (I/O may
+    /// then be handed back to device-mapper to be issued again after the
+    /// resume, instead of failed).
+    pub(crate) fn noflush_suspending(&self) -> bool {
+        // SAFETY: The target is live (type invariant); the call only reads
+        // its mapped device's flags.
+        unsafe { raw::dm_noflush_suspending(self.ti.as_ptr()) != 0 }
     }
 }
 
