@@ -232,7 +232,11 @@ fn start_copy(ms: &Arc<MirrorSet>, key: u32) {
         dests: dest_legs,
         source,
     };
-    if let Err(done) = ms.kcopyd.copy(from, dests.get(..n).unwrap_or(&[]), done) {
+    // Without handle_errors, as the C target, a failing leg does not keep
+    // the copy from the others.
+    let ignore_errors = !ms.features.handle_errors;
+    let dests = dests.get(..n).unwrap_or(&[]);
+    if let Err(done) = ms.kcopyd.copy(from, dests, ignore_errors, done) {
         // No memory for the copy's context: try again on a later pass.
         done.ms.rh.lock().hash.end_recovery(key, false);
         done.ms.copy_ended();

@@ -45,14 +45,21 @@ impl KcopydClient {
     }
 
     /// Copies `from` to every region of `dests`; `done` is called when the
-    /// copy is over. Allocates a small context with GFP_NOIO; if that fails,
-    /// `done` is given back.
+    /// copy is over. With `ignore_errors`, an error on one destination does
+    /// not stop the copy to the others (it is still reported). Allocates a
+    /// small context with GFP_NOIO; if that fails, `done` is given back.
     pub(crate) fn copy<D: CopyDone>(
         &self,
         from: IoRegion,
         dests: &[IoRegion],
+        ignore_errors: bool,
         done: D,
     ) -> Result<(), D> {
+        let flags = if ignore_errors {
+            1 << raw::DM_KCOPYD_IGNORE_ERROR
+        } else {
+            0
+        };
         let ctx = KmBox::new(done, Gfp::NOIO.nowarn())?;
         let mut from = from;
         // SAFETY: `IoRegion` is a transparent `dm_io_region`; kcopyd reads the
@@ -64,7 +71,7 @@ impl KcopydClient {
                 (&mut from as *mut IoRegion).cast(),
                 dests.len() as u32,
                 dests.as_ptr() as *mut raw::dm_io_region,
-                0,
+                flags,
                 Some(copy_notify::<D>),
                 ctx.into_raw(),
             )
