@@ -303,6 +303,7 @@ part_mem() {
 				--bs=4k --iodepth=16 --time_based --runtime=5 --norandommap --randrepeat=0 \
 				--output-format=json --output=$d/touch.json > /dev/null 2>&1 || err "memory fio $impl $sz failed"
 			snap $d 3-written
+			[ $impl = rs ] && dmsetup message bench 0 stats > $d/rs-stats.txt 2>&1
 			sleep 3
 			snap $d 4-settled
 			teardown $impl $a $b

@@ -259,7 +259,7 @@ def mem_results(resdir):
         rs, c = impls.get("rs"), impls.get("c")
         if rs and c:
             impls["ratios_ours/C"] = {
-                st: ratio(rs[st]["Slab_kib"], c[st]["Slab_kib"]) if c[st]["Slab_kib"] > 0 else None
+                st: ratio(rs[st]["SUnreclaim_kib"], c[st]["SUnreclaim_kib"]) if c[st]["SUnreclaim_kib"] > 0 else None
                 for st in ("device_created", "after_writes", "after_writes_settled") if st in rs and st in c}
     return out
 
@@ -406,27 +406,32 @@ def markdown(res):
             L.append(f"\nours/C {fmt(rs['ratios']['ours/C'], 'x')}, ours/md {fmt(rs['ratios']['ours/md'], 'x')}\n")
         mem = r.get("memory")
         if mem:
-            L.append("Memory (KiB; /proc/meminfo deltas after `drop_caches`, guest booted with `slab_nomerge`; "
+            L.append("Memory (KiB; /proc/meminfo deltas after `sync; drop_caches`, guest booted with `slab_nomerge`; "
                      "'device' = after creating the device, 'after writes' = after 5 s of 4 KiB random writes "
-                     "over the whole device, both relative to the module loaded without a device):\n")
-            L.append("| legs | impl | module size | load: Slab | device: Slab | device: Vmalloc | device: MemFree used "
-                     "| after writes: Slab | after writes: MemFree used | after remove: Slab |")
-            L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+                     "over the whole device (+3 s settle), 'removed' = after removing the device; all relative to "
+                     "the module loaded without a device. SUnreclaim is where the targets' slab/kmalloc objects "
+                     "go; 'MemFree used' also counts whole pages (mempools of pages, kcopyd reserves, bitmaps) "
+                     "and is noisier. Deltas below ~100 KiB are at the noise level of this measurement; the "
+                     "biggest per-cache deltas are in latest.json):\n")
+            L.append("| legs | impl | module text+data | device: SUnreclaim | device: MemFree used "
+                     "| after writes: SUnreclaim | after writes: MemFree used | removed: SUnreclaim | removed: MemFree used |")
+            L.append("|---|---|---:|---:|---:|---:|---:|---:|---:|")
             for size, impls in mem.items():
-                for impl, v in impls.items():
-                    if impl.startswith("ratios"):
+                for impl in ("c", "rs", "md"):
+                    v = impls.get(impl)
+                    if not v:
                         continue
-                    g = lambda st, k: v.get(st, {}).get(k)  # noqa: E731
+                    g = lambda st, k: v.get(st, {}).get(k, "–")  # noqa: E731
                     L.append(f"| {v['device_mib']} MiB | {IMPL_NAMES.get(impl, impl)} | {v.get('module_size_kib', '–')} | "
-                             f"{g('module_load', 'Slab_kib')} | {g('device_created', 'Slab_kib')} | "
-                             f"{g('device_created', 'VmallocUsed_kib')} | {g('device_created', 'MemFree_kib')} | "
-                             f"{g('after_writes', 'Slab_kib')} | {g('after_writes', 'MemFree_kib')} | "
-                             f"{g('after_remove', 'Slab_kib')} |")
+                             f"{g('device_created', 'SUnreclaim_kib')} | {g('device_created', 'MemFree_kib')} | "
+                             f"{g('after_writes_settled', 'SUnreclaim_kib')} | {g('after_writes_settled', 'MemFree_kib')} | "
+                             f"{g('after_remove', 'SUnreclaim_kib')} | {g('after_remove', 'MemFree_kib')} |")
             L.append("")
             for size, impls in mem.items():
                 if "ratios_ours/C" in impls:
-                    L.append(f"Slab ours/C ({size} legs): " + ", ".join(
-                        f"{k} {fmt(v, 'x')}" for k, v in impls["ratios_ours/C"].items()))
+                    L.append(f"- SUnreclaim ours/C ({size} legs): " + ", ".join(
+                        f"{k} {fmt(v, 'x')}" for k, v in impls["ratios_ours/C"].items())
+                        + " (– where C's delta is not positive)")
             L.append("")
         dd = r.get("smallmem_seqwrite")
         if dd:

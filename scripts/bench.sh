@@ -161,7 +161,7 @@ boot() {
 	done
 	: > "$dir/progress.log"
 	say "booting guest '$name' (TCG, -smp 2, $mem; timeout ${tmo}s): $append"
-	tail -n +1 -F "$dir/progress.log" 2>/dev/null > >(sed -u "s/^/[bench $name] /" >&2) &
+	tail -n +1 -F "$dir/progress.log" > >(sed -u "s/^/[bench $name] /" >&2) 2>/dev/null &
 	tailer=$!
 	start=$(date +%s)
 	rc=0
@@ -172,7 +172,7 @@ boot() {
 	say "guest '$name' ended after $(( $(date +%s) - start ))s (qemu status $rc)"
 	echo "$(( $(date +%s) - start ))" > "$dir/wall_seconds"
 	mkdir -p "$dir/results"
-	if ! tar -xf "$dir/results.img" -C "$dir/results" 2>/dev/null; then
+	if ! tar -xf "$dir/results.img" -C "$dir/results" 2>/dev/null || [ ! -f "$dir/results/info.txt" ]; then
 		say "error: guest '$name' left no results (see $dir/console.log)"
 		tail -n 30 "$dir/console.log" >&2
 		rm -f "$dir"/*.img
