@@ -341,6 +341,10 @@ def main():
             r["wall_seconds"] = int(open(ws).read())
         errs = os.path.join(res, "errors.txt")
         r["errors"] = open(errs).read().splitlines() if os.path.exists(errs) else []
+        dm = os.path.join(res, "dmesg.txt")
+        if os.path.exists(dm):
+            r["kernel_splats"] = [l.rstrip() for l in open(dm, errors="replace")
+                                  if re.search(r"WARNING:|BUG:|Oops|Call Trace:|hung_task|blocked for more than", l)]
         for key, fn in (("io", io_results), ("resync", resync_results), ("memory", mem_results),
                         ("smallmem_seqwrite", dd_results)):
             v = fn(res) if os.path.isdir(res) else None
@@ -381,6 +385,9 @@ def markdown(res):
         L.append(f"## {run}\n")
         if r.get("errors"):
             L.append("Guest errors: " + "; ".join(r["errors"]) + "\n")
+        if "kernel_splats" in r:
+            L.append(f"Guest kernel log: {len(r['kernel_splats'])} WARNING/BUG/Oops/hung-task lines.\n")
+        L.extend(targets(r))
         io = r.get("io")
         if io:
             L.append("| job | unit | raw limit | C | ours | md | ours/C | ours/md | ours/raw-limit |")
@@ -391,6 +398,12 @@ def markdown(res):
                          f"{fmt(i.get('c', {}).get('median'))} | {fmt(i.get('rs', {}).get('median'))} | "
                          f"{fmt(i.get('md', {}).get('median'))} | {fmt(j['ratios']['ours/C'], 'x')} | "
                          f"{fmt(j['ratios']['ours/md'], 'x')} | {fmt(j['ratios']['ours/raw-limit'], 'x')} |")
+            L.append("")
+            L.append("Every repetition (in run order; the table shows the median):\n")
+            for job, j in io.items():
+                L.append(f"- {job}: " + "; ".join(
+                    f"{k} " + ", ".join(fmt(x) for x in j["impls"][k]["reps"])
+                    for k in ("raw", "c", "rs", "md") if k in j["impls"]))
             L.append("")
             L.append("Guest CPU busy during the run (median %, both vCPUs): " + "; ".join(
                 f"{job}: " + ", ".join(f"{k} {fmt(v.get('cpu_busy_pct_median'))}" for k, v in j["impls"].items())
@@ -403,7 +416,9 @@ def markdown(res):
             for impl, v in rs["impls"].items():
                 L.append(f"| {IMPL_NAMES.get(impl, impl)} | {fmt(v['median_mib_s'])} | "
                          f"{v['median_seconds']:.2f} | {v['bytes']} |")
-            L.append(f"\nours/C {fmt(rs['ratios']['ours/C'], 'x')}, ours/md {fmt(rs['ratios']['ours/md'], 'x')}\n")
+            L.append(f"\nours/C {fmt(rs['ratios']['ours/C'], 'x')}, ours/md {fmt(rs['ratios']['ours/md'], 'x')}; "
+                     "every repetition (MiB/s): " + "; ".join(
+                         f"{k} " + ", ".join(fmt(x) for x in v["reps"]) for k, v in rs["impls"].items()) + "\n")
         mem = r.get("memory")
         if mem:
             L.append("Memory (KiB; /proc/meminfo deltas after `sync; drop_caches`, guest booted with `slab_nomerge`; "
@@ -452,6 +467,52 @@ def markdown(res):
                          f"{fmt(dd[kind]['ratios']['ours/raw-limit'], 'x')} |")
             L.append("")
     return "\n".join(L) + "\n"
+
+
+# issue #7: the reference numbers (legs throttled to 100 MiB/s and 2000 IOPS)
+# and what ours has to reach
+REFERENCE = {"seqwrite": ("c", 103), "randwrite": ("c", 2000), "seqread": ("c", 103), "randread": ("c", 2000)}
+REFERENCE_MD = {"randread": 4000}
+REFERENCE_RESYNC = {"c": 91, "md": 97}
+
+
+def targets(r):
+    io, rs, mem = r.get("io") or {}, r.get("resync"), r.get("memory") or {}
+    if not io and not rs:
+        return []
+    L = ["Targets of issue #7 (ours ≥ 0.98× C on writes, ≥ 1.00× C on resync, memory ≤ C):\n"]
+    for job in ("seqwrite", "randwrite", "mixed"):
+        if job in io:
+            v = io[job]["ratios"]["ours/C"]
+            ok = v is not None and v >= 0.98
+            L.append(f"- {job}: ours/C {fmt(v, 'x')} — {'met' if ok else 'SHORT'}")
+    if rs:
+        v = rs["ratios"]["ours/C"]
+        L.append(f"- resync: ours/C {fmt(v, 'x')} — {'met' if v is not None and v >= 1.0 else 'SHORT'}")
+    for size, impls in mem.items():
+        o, c = impls.get("rs"), impls.get("c")
+        if o and c:
+            for st, label in (("device_created", "device"), ("after_writes_settled", "after writes")):
+                a, b = o[st]["SUnreclaim_kib"], c[st]["SUnreclaim_kib"]
+                fa, fb = o[st]["MemFree_kib"], c[st]["MemFree_kib"]
+                L.append(f"- memory, {o['device_mib']} MiB legs, {label}: SUnreclaim ours {a} KiB vs C {b} KiB "
+                         f"({'≤' if a <= b else '>'}), MemFree used ours {fa} KiB vs C {fb} KiB "
+                         f"({'≤' if fa <= fb else '>'})")
+    L.append("")
+    L.append("Reference numbers from the issue vs this run (same throttling; a CPU-starved TCG guest "
+             "falls short of the disk limit on 4 KiB jobs):\n")
+    for job, (impl, ref) in REFERENCE.items():
+        if job in io:
+            got = io[job]["impls"].get(impl, {}).get("median")
+            L.append(f"- C {job}: reference ~{ref} {io[job]['unit']}, here {fmt(got)}")
+    for job, ref in REFERENCE_MD.items():
+        if job in io:
+            L.append(f"- md {job}: reference ~{ref} {io[job]['unit']}, here {fmt(io[job]['impls'].get('md', {}).get('median'))}")
+    if rs:
+        for impl, ref in REFERENCE_RESYNC.items():
+            L.append(f"- {impl} resync: reference ~{ref} MiB/s, here {fmt(rs['impls'].get(impl, {}).get('median_mib_s'))}")
+    L.append("")
+    return L
 
 
 def chart(res, path):

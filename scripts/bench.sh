@@ -5,6 +5,7 @@
 #
 #   scripts/bench.sh [--quick] [--mode disk|cpu|both] [--out DIR] [--keep DIR]
 #                    [--reps N] [--runtime SECS] [--no-smallmem]
+#                    [--region SECTORS] [--parts io,resync,mem]
 #
 #   --quick        1 repetition, 3 s runs, memory on the 512 MiB legs only (~5 min)
 #   --mode disk    legs throttled by QEMU to 100 MiB/s and 2000 IOPS each (default)
@@ -15,6 +16,8 @@
 #   --reps N       repetitions (default 3; the median is reported)
 #   --runtime S    fio run time per measurement (default 6 s, plus 1 s ramp)
 #   --no-smallmem  skip the small-memory guest
+#   --region S     dm region size = md bitmap chunk, in sectors (default 1024)
+#   --parts LIST   what the main guest measures (default io,resync,mem)
 #
 # Steps: builds the bench kernel (scripts/build-kernel.sh bench, cached),
 # builds dm_mirror_rs.ko against it in build/bench-module/, packs an
@@ -36,6 +39,8 @@ work=$repo/build/bench-run
 reps=
 runtime=
 smallmem=1
+region=1024       # sectors (512 KiB): dm region size = md bitmap chunk
+parts=io,resync,mem
 die() { echo "bench: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -46,7 +51,9 @@ while [ $# -gt 0 ]; do
 	--reps) reps=$2; shift 2 ;;
 	--runtime) runtime=$2; shift 2 ;;
 	--no-smallmem) smallmem=0; shift ;;
-	-h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+	--region) region=$2; shift 2 ;;
+	--parts) parts=$2; shift 2 ;;
+	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
@@ -64,7 +71,6 @@ ramp=1
 fio_mib=448       # fio working set on each device
 leg_mib=512       # leg size; the resync copies all of it
 big_gib=16        # legs for the memory measurement (sparse, unthrottled)
-region=1024       # sectors (512 KiB): dm region size = md bitmap chunk
 small_mem=128M    # RAM of the small-memory guest
 main_mem=1024M    # fio and its ~80 MB of libraries live in the initramfs
 throttle=throttling.bps-total=104857600,throttling.iops-total=2000
@@ -190,7 +196,7 @@ for mode in $modes; do
 	thr=0
 	[ "$mode" = disk ] && thr=1
 	boot "main-$mode" "$main_mem" "$work/initramfs-main.cpio.gz" $thr 3600 \
-		"$common bench.size=$fio_mib bench.parts=io,resync,mem bench.memsizes=$memsizes" \
+		"$common bench.size=$fio_mib bench.parts=$parts bench.memsizes=$memsizes" \
 		leg0:${leg_mib}M leg1:${leg_mib}M big0:${big_gib}G big1:${big_gib}G results:64M || failed=1
 	runs+=("main-$mode")
 	if [ $smallmem = 1 ]; then
