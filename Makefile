@@ -12,7 +12,7 @@
 #   make seed-long       the seed's reproducer writing 4 GiB (CI writes 512 MiB)
 #   make bench           benchmark against C dm-mirror, md raid1 and the raw legs
 #                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
-#   make bench-quick     the same, one short repetition (~5 min)
+#   make bench-quick     the same, one short repetition (~5-8 min)
 #   make kernel          build (or reuse) the test kernel
 #   make modules_install / clean
 #

@@ -7,7 +7,7 @@
 #                    [--reps N] [--runtime SECS] [--no-smallmem]
 #                    [--region SECTORS] [--parts io,resync,mem]
 #
-#   --quick        1 repetition, 3 s runs, memory on the 512 MiB legs only (~5 min)
+#   --quick        1 repetition, 3 s runs, memory on the 512 MiB legs only (~5-8 min)
 #   --mode disk    legs throttled by QEMU to 100 MiB/s and 2000 IOPS each (default)
 #   --mode cpu     legs unthrottled: the guest CPU (TCG) is the limit
 #   --mode both    both, one after the other
@@ -129,9 +129,11 @@ say "packing initramfs (main guest: with fio and mdadm; small guest: no fio)"
 "$here/mkinitramfs.sh" --fio --init "$here/bench-guest.sh" --bin "$(command -v mdadm)" \
 	"$work/initramfs-main.cpio.gz" "$kdir" "$ko" 2> "$work/initramfs-main.log" ||
 	{ cat "$work/initramfs-main.log" >&2; die "mkinitramfs failed"; }
-"$here/mkinitramfs.sh" --init "$here/bench-guest.sh" --bin "$(command -v mdadm)" \
-	"$work/initramfs-small.cpio.gz" "$kdir" "$ko" 2> "$work/initramfs-small.log" ||
-	{ cat "$work/initramfs-small.log" >&2; die "mkinitramfs failed"; }
+if [ $smallmem = 1 ]; then
+	"$here/mkinitramfs.sh" --init "$here/bench-guest.sh" --bin "$(command -v mdadm)" \
+		"$work/initramfs-small.cpio.gz" "$kdir" "$ko" 2> "$work/initramfs-small.log" ||
+		{ cat "$work/initramfs-small.log" >&2; die "mkinitramfs failed"; }
+fi
 
 # host load average, sampled every 5 s while the guests run
 loadlog=$work/loadavg.txt
