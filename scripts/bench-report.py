@@ -387,7 +387,7 @@ def markdown(res):
             L.append("Guest errors: " + "; ".join(r["errors"]) + "\n")
         if "kernel_splats" in r:
             L.append(f"Guest kernel log: {len(r['kernel_splats'])} WARNING/BUG/Oops/hung-task lines.\n")
-        L.extend(targets(r))
+        L.extend(targets(r, disk_mode=run.endswith("-disk")))
         io = r.get("io")
         if io:
             L.append("| job | unit | raw limit | C | ours | md | ours/C | ours/md | ours/raw-limit |")
@@ -476,7 +476,7 @@ REFERENCE_MD = {"randread": 4000}
 REFERENCE_RESYNC = {"c": 91, "md": 97}
 
 
-def targets(r):
+def targets(r, disk_mode=True):
     io, rs, mem = r.get("io") or {}, r.get("resync"), r.get("memory") or {}
     if not io and not rs:
         return []
@@ -499,6 +499,8 @@ def targets(r):
                          f"({'≤' if a <= b else '>'}), MemFree used ours {fa} KiB vs C {fb} KiB "
                          f"({'≤' if fa <= fb else '>'})")
     L.append("")
+    if not disk_mode:
+        return L
     L.append("Reference numbers from the issue vs this run (same throttling; a CPU-starved TCG guest "
              "falls short of the disk limit on 4 KiB jobs):\n")
     for job, (impl, ref) in REFERENCE.items():
