@@ -10,6 +10,9 @@
 #   make demo            create a mirror in a guest and show what it does
 #   make host-test       host unit tests of the kernel-free code
 #   make seed-long       the seed's reproducer writing 4 GiB (CI writes 512 MiB)
+#   make bench           benchmark against C dm-mirror, md raid1 and the raw legs
+#                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
+#   make bench-quick     the same, one short repetition (~5-8 min)
 #   make kernel          build (or reuse) the test kernel
 #   make modules_install / clean
 #
@@ -20,7 +23,7 @@ KDIR ?= $(DMRS_CACHE)/linux-debug
 LLVM ?= 1
 export LLVM
 
-.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long
+.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick
 
 all: modules
 
@@ -54,3 +57,9 @@ demo:
 seed-long: modules
 	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --mem 192M \
 		--tests seed --append dmrs.seed_mib=4096 --test-timeout 5400 --timeout 6000
+
+bench:
+	scripts/bench.sh $(BENCH_ARGS)
+
+bench-quick:
+	scripts/bench.sh --quick $(BENCH_ARGS)

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Assembles the lean initramfs the QEMU test guest boots from.
 #
-#   scripts/mkinitramfs.sh [--fio] OUT.cpio.gz KERNEL_TREE [EXTRA_KO...]
+#   scripts/mkinitramfs.sh [--fio] [--init FILE] [--bin PATH]...
+#                          OUT.cpio.gz KERNEL_TREE [EXTRA_KO...]
+#
+#   --init FILE   use FILE as /init instead of scripts/guest-init.sh
+#   --bin PATH    also copy the host binary PATH (and its libraries) to the
+#                 same directory in the initramfs (e.g. /usr/sbin/mdadm)
 #
 # Contents:
 #   /init                  scripts/guest-init.sh (PID 1)
@@ -22,9 +27,13 @@ log() { printf '[initramfs] %s\n' "$*" >&2; }
 die() { printf '[initramfs] error: %s\n' "$*" >&2; exit 1; }
 
 with_fio=0
+init_script=
+extra_bins=()
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--fio) with_fio=1; shift ;;
+	--init) init_script=$2; shift 2 ;;
+	--bin) extra_bins+=("$2"); shift 2 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -87,12 +96,17 @@ if [ "$with_fio" = 1 ]; then
 	add_bin "$(command -v fio)" /usr/bin
 	log "fio included"
 fi
+for b in "${extra_bins[@]}"; do
+	mkdir -p "$stage$(dirname "$b")"
+	add_bin "$b" "$(dirname "$b")"
+	log "extra binary $b"
+done
 # the loader's default search path covers /lib/x86_64-linux-gnu; keep
 # /lib64 and /usr/lib as well for the loader path ldd prints
 log "binaries: $(cd "$stage" && ls usr/sbin usr/bin | grep -vc ':$' || true), libraries: $(find "$stage/lib" "$stage/lib64" "$stage/usr/lib" -type f 2>/dev/null | wc -l)"
 
 # --- scripts ---------------------------------------------------------------
-install -m 0755 "$repo/scripts/guest-init.sh" "$stage/init"
+install -m 0755 "${init_script:-$repo/scripts/guest-init.sh}" "$stage/init"
 for t in "$repo"/tests/*.sh; do
 	[ -e "$t" ] || continue
 	install -m 0755 "$t" "$stage/tests/"
