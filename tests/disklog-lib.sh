@@ -103,6 +103,15 @@ zeros_at() {
 	done
 	echo $_o
 }
+# set_bits BITS POS...: BITS with the given positions set to 1
+set_bits() {
+	local _s=$1 _p
+	shift
+	for _p in "$@"; do
+		_s=${_s:0:$_p}1${_s:$((_p + 1))}
+	done
+	echo "$_s"
+}
 # log_write_bits DEV BITS: write the 0/1 string BITS as the clean bits of
 # regions 0.. (the unused high bits of the last byte written 0); the rest of
 # the log is kept
