@@ -10,6 +10,8 @@
 #   make demo            create a mirror in a guest and show what it does
 #   make host-test       host unit tests of the kernel-free code
 #   make seed-long       the seed's reproducer writing 4 GiB (CI writes 512 MiB)
+#   make crash [CYCLES=20] [IMPL=c]  disk-log crash-consistency cycles (guest
+#                        killed with SIGKILL mid-write, CI runs 5)
 #   make kernel          build (or reuse) the test kernel
 #   make modules_install / clean
 #
@@ -20,7 +22,7 @@ KDIR ?= $(DMRS_CACHE)/linux-debug
 LLVM ?= 1
 export LLVM
 
-.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long
+.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long crash
 
 all: modules
 
@@ -54,3 +56,9 @@ demo:
 seed-long: modules
 	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --mem 192M \
 		--tests seed --append dmrs.seed_mib=4096 --test-timeout 5400 --timeout 6000
+
+CYCLES ?= 20
+IMPL ?= rs
+crash: modules
+	scripts/crash-cycle.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko \
+		--impl $(IMPL) --cycles $(CYCLES)

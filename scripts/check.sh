@@ -59,6 +59,10 @@ if [ $# = 0 ]; then
 	"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
 		--tests seed --test-timeout 900 --timeout 1200
 	result "seed reproducer (192 MiB guest)" $?
+
+	step "disk-log crash consistency: 5 boots killed with SIGKILL mid-write, then a verifying boot"
+	"$here/crash-cycle.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --cycles 5
+	result "crash cycles (disk log)" $?
 fi
 
 echo
