@@ -11,7 +11,7 @@
 #           dirty bits on disk); wait for N/N; legs byte-identical; mount
 #           (journal replay), every write the manifests record as done is
 #           intact, umount, fsck -n clean, legs identical; then heavy writes
-#           (fsync'ed files, O_DIRECT writes to the raw area, buffered
+#           (fsync'ed files, O_DIRECT writes to the raw area and to a file, buffered
 #           rewrites of a big file) and the console marker
 #           "dmrs-crash: writing": the host kills QEMU a few seconds later.
 #   verify  the checks of a cycle, then a clean remove: the log is all
@@ -117,7 +117,7 @@ fi
 
 # -------------------------------------------------------------- writes ----
 check "mount for the writes" mount -t ext4 /dev/mapper/$M $MNT || tap_end
-rm -rf $MNT/files $MNT/big
+rm -rf $MNT/files $MNT/big $MNT/bulk
 mkdir -p $MNT/files
 : > $MNT/files.man
 : > $MNT/raw.man
@@ -154,6 +154,11 @@ big_writer() { # buffered rewrites in place: writeback runs all the time
 		dd if=/dev/urandom of=$MNT/big bs=1M count=12 conv=notrunc 2> /dev/null
 	done
 }
+bulk_writer() { # 4 MiB O_DIRECT writes (8 regions) keep I/O in flight
+	while [ "$(date +%s)" -lt $END ]; do
+		dd if=/dev/zero of=$MNT/bulk bs=1M count=4 oflag=direct conv=notrunc 2> /dev/null
+	done
+}
 # write back dirty pages after 1 s, not 30 s: the kill hits writeback
 echo 100 > /proc/sys/vm/dirty_expire_centisecs
 echo 50 > /proc/sys/vm/dirty_writeback_centisecs
@@ -161,6 +166,7 @@ file_writer &
 raw_writer 0 &
 raw_writer 32 &
 big_writer &
+bulk_writer &
 writers_running() { # each writer has completed a write
 	local i=0
 	while [ $i -lt 120 ]; do
