@@ -13,6 +13,8 @@
 #   make bench           benchmark against C dm-mirror, md raid1 and the raw legs
 #                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
 #   make bench-quick     the same, one short repetition (~5-8 min)
+#   make crash [CYCLES=20] [IMPL=c]  disk-log crash-consistency cycles (guest
+#                        killed with SIGKILL mid-write, CI runs 5)
 #   make kernel          build (or reuse) the test kernel
 #   make modules_install / clean
 #
@@ -23,7 +25,7 @@ KDIR ?= $(DMRS_CACHE)/linux-debug
 LLVM ?= 1
 export LLVM
 
-.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick
+.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick crash
 
 all: modules
 
@@ -63,3 +65,9 @@ bench:
 
 bench-quick:
 	scripts/bench.sh --quick $(BENCH_ARGS)
+
+CYCLES ?= 20
+IMPL ?= rs
+crash: modules
+	scripts/crash-cycle.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko \
+		--impl $(IMPL) --cycles $(CYCLES)

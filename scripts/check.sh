@@ -49,9 +49,11 @@ fi
 
 step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
 # Limits are generous: the suite takes ~6-10 min under TCG (longer when the
-# machine is busy); a hang still ends the run well inside CI's 90 minutes.
+# machine is busy), plus ~5-10 min for the disk-log tests 30-33 (test 31
+# alone took 17 min on a machine shared by three guests); a hang still ends
+# the run well inside CI's 90 minutes.
 "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
-	--timeout 1500 --test-timeout 400 "$@"
+	--timeout 2700 --test-timeout 900 "$@"
 result "guest tests" $?
 
 if [ $# = 0 ]; then
@@ -59,6 +61,10 @@ if [ $# = 0 ]; then
 	"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
 		--tests seed --test-timeout 900 --timeout 1200
 	result "seed reproducer (192 MiB guest)" $?
+
+	step "disk-log crash consistency: 5 boots killed with SIGKILL mid-write, then a verifying boot"
+	"$here/crash-cycle.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --cycles 5
+	result "crash cycles (disk log)" $?
 fi
 
 echo

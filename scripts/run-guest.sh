@@ -5,6 +5,7 @@
 #                        [--mem 512M] [--tests LIST] [--timeout SECS]
 #                        [--test-timeout SECS] [--keep DIR] [--fio]
 #                        [--append ARGS] [--disk-dir DIR]
+#                        [--kill-on PATTERN [--kill-after SECS]]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -17,6 +18,12 @@
 #   --disk-dir DIR  keep the disk images in DIR across runs: an image that
 #                   exists there is used as it is (any size), a missing one
 #                   is created empty with the default size
+#   --kill-on PAT   crash test: when the console log shows a line matching
+#                   the grep -E pattern PAT, wait --kill-after SECS (default
+#                   3) and kill QEMU with SIGKILL (no clean shutdown). The
+#                   run then passes if the kill happened, every TAP point
+#                   before it is ok and the console has no kernel splats;
+#                   no TAP plan and no "all done" are expected.
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
 # vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
@@ -38,6 +45,8 @@ keep=
 fio=
 append=
 disk_dir=
+kill_on=
+kill_after=3
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -53,7 +62,9 @@ while [ $# -gt 0 ]; do
 	--fio) fio=--fio; shift ;;
 	--append) append=$2; shift 2 ;;
 	--disk-dir) disk_dir=$2; shift 2 ;;
-	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+	--kill-on) kill_on=$2; shift 2 ;;
+	--kill-after) kill_after=$2; shift 2 ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
@@ -115,23 +126,67 @@ qemu=(qemu-system-x86_64 -machine q35 -accel tcg -smp 2 -m "$mem" -nodefaults -n
 
 echo "run-guest: booting ($impl, tests=$tests, mem=$mem, timeout ${timeout}s)" >&2
 start=$(date +%s)
-timeout --foreground -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$work/qemu.out" 2>&1
-qrc=$?
+killed=
+if [ -z "$kill_on" ]; then
+	timeout --foreground -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$work/qemu.out" 2>&1
+	qrc=$?
+else
+	# crash mode: a watcher kills QEMU (by the pid it wrote) with SIGKILL
+	# SECS after PAT shows up on the console
+	rm -f "$work/qemu.pid" "$work/killed"
+	timeout --foreground -k 10 "$timeout" "${qemu[@]}" -pidfile "$work/qemu.pid" \
+		< /dev/null > "$work/qemu.out" 2>&1 &
+	tpid=$!
+	(
+		while kill -0 $tpid 2> /dev/null; do
+			if tr -d '\r' < "$console" | grep -Eq -- "$kill_on"; then
+				echo "run-guest: console shows '$kill_on' after $(( $(date +%s) - start ))s, SIGKILL in ${kill_after}s" >&2
+				sleep "$kill_after"
+				qpid=$(cat "$work/qemu.pid" 2> /dev/null)
+				if [ -n "$qpid" ] && kill -0 "$qpid" 2> /dev/null; then
+					date +%s > "$work/killed"
+					kill -KILL "$qpid"
+				fi
+				exit 0
+			fi
+			sleep 0.2
+		done
+	) &
+	wpid=$!
+	wait $tpid
+	qrc=$?
+	kill $wpid 2> /dev/null
+	wait $wpid 2> /dev/null
+	[ -f "$work/killed" ] && killed=1
+fi
 elapsed=$(( $(date +%s) - start ))
 echo "run-guest: qemu exited with $qrc after ${elapsed}s" >&2
 
 fail=0
 problem() { echo "run-guest: FAIL: $*" >&2; fail=1; }
 
-[ $qrc -eq 124 ] || [ $qrc -eq 137 ] && problem "timeout: the guest did not finish within ${timeout}s"
-[ $qrc -ne 0 ] && [ $qrc -ne 124 ] && [ $qrc -ne 137 ] && { cat "$work/qemu.out" >&2; problem "qemu exit status $qrc"; }
+if [ -n "$kill_on" ]; then
+	if [ -n "$killed" ]; then
+		echo "run-guest: QEMU killed with SIGKILL ($(( $(cat "$work/killed") - start ))s after the start)" >&2
+		[ $qrc -eq 137 ] || problem "QEMU killed but the exit status was $qrc, not 137"
+	else
+		problem "the console never showed '$kill_on': QEMU was not killed (exit status $qrc)"
+	fi
+else
+	[ $qrc -eq 124 ] || [ $qrc -eq 137 ] && problem "timeout: the guest did not finish within ${timeout}s"
+	[ $qrc -ne 0 ] && [ $qrc -ne 124 ] && [ $qrc -ne 137 ] && { cat "$work/qemu.out" >&2; problem "qemu exit status $qrc"; }
+fi
 
 # --- TAP ---------------------------------------------------------------------
 tr -d '\r' < "$taplog" > "$taplog.clean" && mv "$taplog.clean" "$taplog"
 cat "$taplog"
 results=$(grep -Ec '^(not )?ok [0-9]+' "$taplog")
 plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$taplog" | tail -n 1)
-if [ -z "$plan" ]; then
+if [ -n "$kill_on" ]; then
+	# killed on purpose: no plan; the results before the kill must exist
+	[ "$results" -gt 0 ] || problem "no TAP results before the kill"
+	[ -z "$plan" ] || problem "TAP plan 1..$plan: the guest finished before the kill"
+elif [ -z "$plan" ]; then
 	problem "no TAP plan: the guest died or hung before the end ($results results)"
 elif [ "$plan" != "$results" ]; then
 	problem "TAP plan 1..$plan but $results results"
@@ -161,7 +216,7 @@ if bad=$(grep -En "$splats" "$console"); then
 	problem "kernel splats in the console log:"
 	echo "$bad" | head -n 60 >&2
 fi
-grep -q 'dmrs-init: all done' "$console" || problem "the guest init did not finish"
+[ -n "$kill_on" ] || grep -q 'dmrs-init: all done' "$console" || problem "the guest init did not finish"
 
 [ -n "$keep" ] || rm -f "$work"/*.img "$work/initramfs.cpio.gz"
 echo "run-guest: console log: $console (${elapsed}s, $results results, $nfail failed)" >&2
