@@ -5,6 +5,7 @@
 #                        [--mem 512M] [--tests LIST] [--timeout SECS]
 #                        [--test-timeout SECS] [--keep DIR] [--fio]
 #                        [--append ARGS] [--disk-dir DIR]
+#                        [--nvidia sync|nosync|none] [--sata-size SIZE]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -17,10 +18,15 @@
 #   --disk-dir DIR  keep the disk images in DIR across runs: an image that
 #                   exists there is used as it is (any size), a missing one
 #                   is created empty with the default size
+#   --nvidia JOB    NVIDIA RAID1 metadata (scripts/nvidia-meta.py) stamped on
+#                   freshly created sata0/sata1 images: sync (default: dmraid
+#                   loads a "sync" mirror, the set resyncs), nosync, or none
+#   --sata-size SZ  size of freshly created sata images (default 128M)
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
 # vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
-# 128 MiB AHCI SATA with serials DMRS0000/1.
+# 128 MiB AHCI SATA with serials DMRS0000/1, carrying an NVIDIA RAID1 set
+# (dmraid: nvidia_jecifcdi) unless --nvidia none.
 # TAP goes to stdout. Exit 0 only if every TAP point is ok, the plan is
 # complete and the console log is free of kernel splats.
 set -uo pipefail
@@ -38,6 +44,8 @@ keep=
 fio=
 append=
 disk_dir=
+nvidia=sync
+sata_size=128M
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -53,11 +61,14 @@ while [ $# -gt 0 ]; do
 	--fio) fio=--fio; shift ;;
 	--append) append=$2; shift 2 ;;
 	--disk-dir) disk_dir=$2; shift 2 ;;
-	-h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+	--nvidia) nvidia=$2; shift 2 ;;
+	--sata-size) sata_size=$2; shift 2 ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
 case "$impl" in rs|c) ;; *) die "--impl must be rs or c" ;; esac
+case "$nvidia" in sync|nosync|none) ;; *) die "--nvidia must be sync, nosync or none" ;; esac
 bzimage=$kernel/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || die "no $bzimage (scripts/build-kernel.sh debug)"
 [ -f "$kernel/.dmrs-stamp" ] || echo "run-guest: warning: $kernel has no .dmrs-stamp (build unfinished?)" >&2
@@ -85,14 +96,22 @@ if [ -n "$disk_dir" ]; then
 	mkdir -p "$disk_dir"
 	disks=$(realpath "$disk_dir")
 fi
-for d in vda:256M vdb:256M vdc:16M sata0:128M sata1:128M; do
+fresh_sata=0
+for d in vda:256M vdb:256M vdc:16M sata0:$sata_size sata1:$sata_size; do
 	img=$disks/${d%%:*}.img
 	if [ -n "$disk_dir" ] && [ -f "$img" ]; then
 		continue
 	fi
 	rm -f "$img"
 	truncate -s "${d#*:}" "$img"
+	case "$d" in sata*) fresh_sata=$((fresh_sata + 1)) ;; esac
 done
+# dmraid's NVIDIA RAID1 set on the SATA disks (only on new images: kept
+# images keep what the last boot left on them)
+if [ "$nvidia" != none ] && [ "$fresh_sata" = 2 ]; then
+	python3 "$here/nvidia-meta.py" write --job "$nvidia" "$disks/sata0.img" "$disks/sata1.img" >&2 ||
+		die "nvidia-meta.py failed"
+fi
 : > "$console"
 : > "$taplog"
 

@@ -12,6 +12,7 @@ PKGS=(
 	linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev
 	clang lld llvm libclang-dev cpio xz-utils zstd kmod rsync
 	qemu-system-x86 busybox-static dmsetup e2fsprogs fio
+	dmraid lvm2 python3
 )
 
 missing=()
