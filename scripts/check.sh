@@ -61,6 +61,13 @@ if [ $# = 0 ]; then
 	result "seed reproducer (192 MiB guest)" $?
 fi
 
+if [ $# = 0 ]; then
+	step "the seed's reproducer on a dmraid NVIDIA RAID1 set: ext4 fill in a 192 MiB guest (1 GiB written)"
+	"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
+		--sata-size 640M --tests dmraid-seed --test-timeout 1500 --timeout 1800
+	result "dmraid reproducer (192 MiB guest)" $?
+fi
+
 echo
 echo "check: $passed passed, $failed failed"
 [ "$failed" = 0 ]
