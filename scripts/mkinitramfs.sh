@@ -116,7 +116,10 @@ global {
 	event_activation = 0
 }
 backup {
-	backup = 0
+	# backup = 0 makes every change print "WARNING: This metadata update is
+	# NOT backed up", which the console check takes for a kernel warning
+	backup = 1
+	backup_dir = "/run/lvm/backup"
 	archive = 0
 }
 EOF
