@@ -57,7 +57,7 @@ step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
 # scenarios with our module and with the C one, ~5-10 min each); a hang still
 # ends the run inside CI's 90 minutes.
 "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
-	--timeout 2700 --test-timeout 1200 "$@"
+	--timeout 2400 --test-timeout 1200 "$@"
 result "guest tests" $?
 
 if [ $# = 0 ]; then
@@ -70,7 +70,7 @@ fi
 if [ $# = 0 ]; then
 	step "the seed's reproducer on a dmraid NVIDIA RAID1 set: ext4 fill in a 192 MiB guest (1 GiB written)"
 	"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
-		--sata-size 640M --tests dmraid-seed --test-timeout 1200 --timeout 1500
+		--sata-size 640M --tests dmraid-seed --test-timeout 1500 --timeout 1800
 	result "dmraid reproducer (192 MiB guest)" $?
 fi
 
