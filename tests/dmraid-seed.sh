@@ -62,7 +62,13 @@ while [ "$written" -lt "$total" ]; do
 done
 check "wrote at least $total MiB through ext4 ($written MiB in $round rounds)" [ "$written" -ge "$total" ]
 if [ "$DMRS_IMPL" != c ]; then
-	tap_diag "$(dmsetup message $SET 0 stats 2>&1)"
+	fallbacks() {
+		_s=$(dmsetup message $SET 0 stats)
+		tap_diag "$_s"
+		_f=$(echo "$_s" | tr ' ' '\n' | sed -n 's/^region_alloc_fallback=//p')
+		[ "${_f:-0}" -gt 0 ] || fail "no GFP_NOIO fallback happened: $_s"
+	}
+	check "the GFP_NOIO fallback was used" fallbacks
 	check "fault point off" dmsetup message $SET 0 fail_atomic 0
 fi
 check "umount" umount /mnt/seed
