@@ -5,13 +5,17 @@ The format dmraid reads ("nvidia" handler): 120 bytes, 30 little-endian u32
 words, in the second-to-last 512-byte sector of each member disk; the data
 area is sectors [0, N-2). The words sum to 0 mod 2^32 (the chksum word makes
 them so). Both members carry the same 4-word signature (the set's identity)
-and their unitNumber (0, 1) orders the legs. raidJobCode decides the mirror
-table dmraid loads: 0 (idle) -> "nosync"; 2 (init), 3 (rebuild), 4 (upgrade),
-5 (sync) -> "sync". dmraid names the set "nvidia_" + the 8 hex digits of the
-sum of the signature words, digits 0-9 written as letters a-j.
+and their unitNumber (0, 1) orders the legs. raidJobCode says whether the set
+needs a resync: 0 idle; 2 init, 3 rebuild, 4 upgrade, 5 sync. (Debian 12's
+dmraid 1.0.0.rc16 ignores it: its nvidia state table starts with the value 0,
+which ends its lookup at once, so every member is "ok" and a complete set
+gets a "nosync" mirror. It loads "sync" for an inconsistent set, e.g. one that
+declares more volumes, totalVolumes, than it has.) dmraid names the set
+"nvidia_" + the 8 hex digits of the sum of the signature words, digits 0-9
+written as letters a-j.
 
   nvidia-meta.py write [--job sync|nosync|CODE] [--signature HEX32x4]
-                       [--stripe-sectors N] DISK0 DISK1
+                       [--stripe-sectors N] [--total-volumes N] DISK0 DISK1
   nvidia-meta.py show DISK...           decode, verify, print the set name
   nvidia-meta.py break DISK             corrupt the checksum (dmraid rejects it)
   nvidia-meta.py remove DISK            zero the metadata sector
@@ -104,7 +108,7 @@ def seal(buf):
     set_field(buf, "chksum", (-word_sum(buf)) & 0xFFFFFFFF)
 
 
-def encode(unit, disk_sectors, job_code, signature, stripe_sectors=128):
+def encode(unit, disk_sectors, job_code, signature, stripe_sectors=128, total_volumes=2):
     if disk_sectors < 128:
         raise MetaError("disk too small: %d sectors" % disk_sectors)
     if stripe_sectors <= 0 or stripe_sectors & (stripe_sectors - 1):
@@ -125,7 +129,7 @@ def encode(unit, disk_sectors, job_code, signature, stripe_sectors=128):
     set_field(buf, "array.signature", tuple(signature))
     set_field(buf, "array.raidJobCode", job_code)
     set_field(buf, "array.stripeWidth", 1)
-    set_field(buf, "array.totalVolumes", 2)
+    set_field(buf, "array.totalVolumes", total_volumes)
     set_field(buf, "array.originalWidth", 1)
     set_field(buf, "array.raidLevel", LEVEL_RAID1)
     set_field(buf, "array.stripeBlockSize", stripe_sectors)
@@ -213,7 +217,7 @@ def cmd_write(a):
     job = parse_job(a.job)
     sizes = [disk_sectors(d) for d in a.disks]
     for unit, (disk, n) in enumerate(zip(a.disks, sizes)):
-        write_sector(disk, encode(unit, n, job, sig, a.stripe_sectors))
+        write_sector(disk, encode(unit, n, job, sig, a.stripe_sectors, a.total_volumes))
     print("%s: %s on %s (job %d = %s, %d data sectors)" % (
         sys.argv[0], set_name(sig), " ".join(a.disks), job, JOB_NAMES[job],
         min(sizes) - 2))
@@ -298,6 +302,8 @@ def _self_test():
     big = (0xFFFFFFFF,) * 4
     expect(word_sum(encode(0, 1 << 31, 0, big)) == 0, "checksum with wrapping sums")
     # set names: digits become letters
+    expect(encode(0, 4096, 0, sig, 128, 3)[0x4A] == 3, "totalVolumes option")
+    expect(word_sum(encode(0, 4096, 0, sig, 128, 3)) == 0, "checksum with 3 volumes")
     expect(set_name((0, 0, 0, 0)) == "nvidia_aaaaaaaa", "name of zero signature")
     expect(set_name((0x12345678, 0, 0, 0x9ABCDEF0 - 0x12345678)) == "nvidia_jabcdefa",
            "name maps digits to a-j")
@@ -309,7 +315,8 @@ def _self_test():
         for p in disks:
             with open(p, "wb") as f:
                 f.truncate(1 << 20)
-        ns = argparse.Namespace(disks=disks, job="sync", signature=None, stripe_sectors=128)
+        ns = argparse.Namespace(disks=disks, job="sync", signature=None, stripe_sectors=128,
+                                total_volumes=2)
         cmd_write(ns)
         for unit, p in enumerate(disks):
             with open(p, "rb") as f:
@@ -341,6 +348,8 @@ def main():
                    help="sync (job code 3), nosync (0), or a numeric job code")
     w.add_argument("--signature", help="32 hex digits (default: a fixed one)")
     w.add_argument("--stripe-sectors", type=int, default=128)
+    w.add_argument("--total-volumes", type=int, default=2,
+                   help="volumes the set declares (3: one missing, dmraid resyncs the two)")
     w.add_argument("disks", nargs=2, metavar="DISK")
     s = sub.add_parser("show", help="decode and verify")
     s.add_argument("disks", nargs="+", metavar="DISK")

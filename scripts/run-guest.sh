@@ -19,8 +19,10 @@
 #                   exists there is used as it is (any size), a missing one
 #                   is created empty with the default size
 #   --nvidia JOB    NVIDIA RAID1 metadata (scripts/nvidia-meta.py) stamped on
-#                   freshly created sata0/sata1 images: sync (default: dmraid
-#                   loads a "sync" mirror, the set resyncs), nosync, or none
+#                   freshly created sata0/sata1 images, raidJobCode sync (3,
+#                   default) or nosync (0); none: blank images. (Debian 12's
+#                   dmraid ignores the job code: a complete set gets a nosync
+#                   mirror either way, see tests/20-dmraid.sh)
 #   --sata-size SZ  size of freshly created sata images (default 128M)
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
@@ -63,7 +65,7 @@ while [ $# -gt 0 ]; do
 	--disk-dir) disk_dir=$2; shift 2 ;;
 	--nvidia) nvidia=$2; shift 2 ;;
 	--sata-size) sata_size=$2; shift 2 ;;
-	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,34p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
