@@ -15,6 +15,9 @@
 #   /usr/sbin/{dmsetup,mke2fs,mkfs.ext4,e2fsck,fsck.ext4,blockdev}
 #   /usr/bin/{sha256sum,cmp,dd,timeout}   (GNU; cmp -n/-i, dd *_bytes flags)
 #   /usr/bin/fio           only with --fio (it pulls ~80 MB of libraries)
+#   /usr/sbin/dmraid       dmraid (NVIDIA fakeRAID sets on the SATA disks)
+#   /usr/sbin/lvm + pvcreate, vgcreate, lvcreate, lvs, ... symlinks, and
+#   /etc/lvm/lvm.conf      for a guest without udev, dmeventd or lvmpolld
 #   every library ldd names for those, and the dynamic loader
 #   /modules/c/*.ko        every module the kernel tree built (C dm-mirror,
 #                          dm-log, dm-region-hash, dm-flakey, dm-delay, ...)
@@ -92,6 +95,43 @@ for b in sha256sum cmp dd timeout; do
 	add_bin "$(command -v $b)" /usr/bin
 done
 [ -f /etc/mke2fs.conf ] && cp /etc/mke2fs.conf "$stage/etc/"
+# the real clients of the "mirror" target: dmraid and LVM2
+add_bin "$(command -v dmraid || echo /usr/sbin/dmraid)" /usr/sbin
+add_bin "$(command -v lvm || echo /usr/sbin/lvm)" /usr/sbin \
+	pvcreate pvremove pvs pvscan pvmove pvdisplay vgcreate vgremove vgs vgchange \
+	vgscan vgdisplay lvcreate lvremove lvs lvconvert lvchange lvdisplay lvextend lvscan
+mkdir -p "$stage/etc/lvm"
+cat > "$stage/etc/lvm/lvm.conf" <<'EOF'
+# lvm2 2.03 in the dm-mirror-rs test guest: no udev, no dmeventd, no
+# lvmpolld, no dbus; lvm creates the /dev nodes itself. Only the virtio disks
+# hold PVs (the SATA disks carry dmraid's NVIDIA set).
+devices {
+	obtain_device_list_from_udev = 0
+	external_device_info_source = "none"
+	use_devicesfile = 0
+	hints = "none"
+	multipath_component_detection = 0
+	md_component_detection = 0
+	global_filter = [ "a|^/dev/vd[a-z]$|", "r|.*|" ]
+}
+activation {
+	udev_sync = 0
+	udev_rules = 0
+	monitoring = 0
+}
+global {
+	use_lvmpolld = 0
+	notify_dbus = 0
+	event_activation = 0
+}
+backup {
+	# backup = 0 makes every change print "WARNING: This metadata update is
+	# NOT backed up", which the console check takes for a kernel warning
+	backup = 1
+	backup_dir = "/run/lvm/backup"
+	archive = 0
+}
+EOF
 if [ "$with_fio" = 1 ]; then
 	add_bin "$(command -v fio)" /usr/bin
 	log "fio included"

@@ -6,6 +6,7 @@
 #                        [--test-timeout SECS] [--keep DIR] [--fio]
 #                        [--append ARGS] [--disk-dir DIR]
 #                        [--kill-on PATTERN [--kill-after SECS]]
+#                        [--nvidia sync|nosync|none] [--sata-size SIZE]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -24,10 +25,17 @@
 #                   run then passes if the kill happened, every TAP point
 #                   before it is ok and the console has no kernel splats;
 #                   no TAP plan and no "all done" are expected.
+#   --nvidia JOB    NVIDIA RAID1 metadata (scripts/nvidia-meta.py) stamped on
+#                   freshly created sata0/sata1 images, raidJobCode sync (3,
+#                   default) or nosync (0); none: blank images. (Debian 12's
+#                   dmraid ignores the job code: a complete set gets a nosync
+#                   mirror either way, see tests/20-dmraid.sh)
+#   --sata-size SZ  size of freshly created sata images (default 128M)
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
 # vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
-# 128 MiB AHCI SATA with serials DMRS0000/1.
+# 128 MiB AHCI SATA with serials DMRS0000/1, carrying an NVIDIA RAID1 set
+# (dmraid: nvidia_jecifcdi) unless --nvidia none.
 # TAP goes to stdout. Exit 0 only if every TAP point is ok, the plan is
 # complete and the console log is free of kernel splats.
 set -uo pipefail
@@ -47,6 +55,8 @@ append=
 disk_dir=
 kill_on=
 kill_after=3
+nvidia=sync
+sata_size=128M
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -64,11 +74,14 @@ while [ $# -gt 0 ]; do
 	--disk-dir) disk_dir=$2; shift 2 ;;
 	--kill-on) kill_on=$2; shift 2 ;;
 	--kill-after) kill_after=$2; shift 2 ;;
-	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
+	--nvidia) nvidia=$2; shift 2 ;;
+	--sata-size) sata_size=$2; shift 2 ;;
+	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
 case "$impl" in rs|c) ;; *) die "--impl must be rs or c" ;; esac
+case "$nvidia" in sync|nosync|none) ;; *) die "--nvidia must be sync, nosync or none" ;; esac
 bzimage=$kernel/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || die "no $bzimage (scripts/build-kernel.sh debug)"
 [ -f "$kernel/.dmrs-stamp" ] || echo "run-guest: warning: $kernel has no .dmrs-stamp (build unfinished?)" >&2
@@ -96,14 +109,22 @@ if [ -n "$disk_dir" ]; then
 	mkdir -p "$disk_dir"
 	disks=$(realpath "$disk_dir")
 fi
-for d in vda:256M vdb:256M vdc:16M sata0:128M sata1:128M; do
+fresh_sata=0
+for d in vda:256M vdb:256M vdc:16M sata0:$sata_size sata1:$sata_size; do
 	img=$disks/${d%%:*}.img
 	if [ -n "$disk_dir" ] && [ -f "$img" ]; then
 		continue
 	fi
 	rm -f "$img"
 	truncate -s "${d#*:}" "$img"
+	case "$d" in sata*) fresh_sata=$((fresh_sata + 1)) ;; esac
 done
+# dmraid's NVIDIA RAID1 set on the SATA disks (only on new images: kept
+# images keep what the last boot left on them)
+if [ "$nvidia" != none ] && [ "$fresh_sata" = 2 ]; then
+	python3 "$here/nvidia-meta.py" write --job "$nvidia" "$disks/sata0.img" "$disks/sata1.img" >&2 ||
+		die "nvidia-meta.py failed"
+fi
 : > "$console"
 : > "$taplog"
 
