@@ -6,7 +6,7 @@
 #    mirror with leg 1 replaced by lf_l2 (linear over vdc, zeros), default
 #    sync mode, suspend --noflush, resume. C: the held write is requeued to
 #    the new mirror, the writer finishes with exit 0, the new leg resyncs to
-#    32/32 with status AA, the legs end identical and hold the writer's data.
+#    16/16 with status AA, the legs end identical and hold the writer's data.
 # B) The same failure released by a plain (flush) suspend instead. C: the
 #    held write fails with EIO (the writer exits non-zero) and nothing else
 #    of the writer's data reaches the device; the suspend itself completes.
@@ -28,7 +28,7 @@ run() {
 
 	# --- A: replace the failed leg ------------------------------------------
 	check "$LF_I: leg 1 good" lf_good lf_l1 || return
-	check "$LF_I: spare leg 2 zeroed" dd if=/dev/zero of=/dev/mapper/lf_l2 bs=1M count=16 oflag=direct
+	check "$LF_I: spare leg 2 zeroed" dd if=/dev/zero of=/dev/mapper/lf_l2 bs=1M count=8 oflag=direct
 	check "$LF_I: create (handle_errors)" mkmirror $M "$T01" || return
 	check "$LF_I: write 2 MiB at 0" dd if=/tmp/lf-base of=/dev/mapper/$M bs=64k oflag=direct conv=notrunc
 	sleep 1
@@ -49,7 +49,7 @@ run() {
 	lf_expect "A: the writer finishes with exit 0 after the reload" A.writer_end 0
 	lf_obs A.resync "$(lf_yesno wait_sync $M 180)"
 	lf_obs A.synced "$(lf_st $M)"
-	lf_expect "A: the new leg resyncs: AA 32/32" A.synced "AA 32/32"
+	lf_expect "A: the new leg resyncs: AA 16/16" A.synced "AA 16/16"
 	lf_obs A.legs_identical "$(lf_yesno legs_identical /dev/mapper/lf_l0 /dev/mapper/lf_l2 $L)"
 	lf_obs A.new_leg_data "$(lf_yesno data_at /tmp/lf-w /dev/mapper/lf_l2 8192)"
 	lf_obs A.new_leg_base "$(lf_yesno data_at /tmp/lf-base /dev/mapper/lf_l2 0)"

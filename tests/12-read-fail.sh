@@ -4,7 +4,7 @@
 #
 # 4 MiB written through a nosync handle_errors mirror, then leg 0 (the
 # default leg) turns into "error". C: the read is retried on leg 1 and
-# returns the data, a table event fires, the status is "RA 32/32", and
+# returns the data, a table event fires, the status is "RA 16/16", and
 # leg 1 becomes the default leg: later reads go to leg 1 only (leg 0's
 # read counter in /sys/block/dm-N/stat does not move), also after leg 0
 # works again (a failed leg stays failed until a table reload). Writes are
@@ -39,7 +39,7 @@ run() {
 	lf_obs failed "$(lf_st $M)"
 	lf_expect "reads return the data (served by leg 1)" read1 ok
 	lf_expect "table event on the read error" event yes
-	lf_expect "status RA 32/32" failed "RA 32/32"
+	lf_expect "status RA 16/16" failed "RA 16/16"
 
 	r0=$(reads lf_l0) r1=$(reads lf_l1)
 	lf_obs read2 "$(lf_yesno reads_as /tmp/lf-d /dev/mapper/$M 0)"
@@ -49,7 +49,7 @@ run() {
 	lf_expect "later reads succeed" read2 ok
 	lf_expect "later reads do not go to leg 0" read2_leg0 none
 	lf_expect "later reads go to leg 1" read2_leg1 some
-	lf_expect "status still RA 32/32" after_read2 "RA 32/32"
+	lf_expect "status still RA 16/16" after_read2 "RA 16/16"
 
 	check "$LF_I: leg 0 works again (same data)" lf_good lf_l0
 	r0=$(reads lf_l0) r1=$(reads lf_l1)
@@ -59,14 +59,14 @@ run() {
 	lf_expect "with leg 0 back, reads still go to leg 1 only" read3_leg0 none
 
 	# a read error does not hold writes
-	lf_writer_start /tmp/lf-w /dev/mapper/$M 8
+	lf_writer_start /tmp/lf-w /dev/mapper/$M 6
 	lf_obs writer "$(lf_writer_wait 60)"
 	[ "$(lf_get writer)" = running ] && lf_writer_reap $M
 	lf_obs after_write "$(lf_st $M)"
-	lf_obs legs_written "$(lf_yesno data_at /tmp/lf-w /dev/mapper/lf_l0 16384)/$(lf_yesno data_at /tmp/lf-w /dev/mapper/lf_l1 16384)"
+	lf_obs legs_written "$(lf_yesno data_at /tmp/lf-w /dev/mapper/lf_l0 12288)/$(lf_yesno data_at /tmp/lf-w /dev/mapper/lf_l1 12288)"
 	lf_expect "a write completes (exit 0)" writer 0
 	lf_expect "... on both legs" legs_written ok/ok
-	lf_expect "status after the write: RA 32/32" after_write "RA 32/32"
+	lf_expect "status after the write: RA 16/16" after_write "RA 16/16"
 	check "$LF_I: remove" rmdev $M
 	check "$LF_I: unload" lf_unload "$impl"
 }

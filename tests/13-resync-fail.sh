@@ -1,8 +1,8 @@
 #!/bin/sh
 # A leg fails in the middle of a resync (issue #5, scenario 3), C dm-mirror
-# then ours. Leg 0 holds 16 MiB of random data, leg 1 zeros behind a
-# "delay" target (100 ms) so the copy is slow; the mirror is `sync` with
-# 128 regions of 128 KiB. Once 16 regions are in sync, leg 1 turns into
+# then ours. Leg 0 holds 4 MiB of random data, leg 1 zeros behind a
+# "delay" target (500 ms) so the copy is slow; the mirror is `sync`, 4 MiB
+# long, with 128 regions of 32 KiB. Once 8 regions are in sync, leg 1 turns into
 # "error".
 #
 # A) handle_errors. C: the copy to leg 1 fails, a table event fires, the
@@ -16,15 +16,15 @@
 . /tests/lib.sh
 . /tests/legfail.sh
 
-L=$LF_L
+L=8192                    # mirror length: 4 MiB, 128 regions of 32 KiB
 M=lf_sfail
 if mod_loaded dm_delay; then had_delay=1; else had_delay=; fi
 check "load dm-delay" load_ko dm-delay || tap_end
 [ -n "$had_delay" ] || at_end "unload_mod dm_delay"
 check "legs: linear over vda, vdb" lf_legs lf_l0 lf_l1 || tap_end
-randfile /tmp/lf-seed 16
-check "leg 0 gets 16 MiB of random data" dd if=/tmp/lf-seed of=/dev/mapper/lf_l0 bs=1M oflag=direct
-T="0 $L mirror core 2 256 sync 2 /dev/mapper/lf_l0 0 /dev/mapper/lf_l1 0"
+randfile /tmp/lf-seed 4
+check "leg 0 gets 4 MiB of random data" dd if=/tmp/lf-seed of=/dev/mapper/lf_l0 bs=1M oflag=direct
+T="0 $L mirror core 2 64 sync 2 /dev/mapper/lf_l0 0 /dev/mapper/lf_l1 0"
 
 # wait_ratio NAME MIN SECS: the in-sync count reaches MIN
 wait_ratio() {
@@ -50,11 +50,11 @@ stops_short() {
 
 one() { # PART FEATURES
 	local p=$1 ev0
-	check "$LF_I: $p: leg 1 zeroed" lf_good lf_l1 || return 1
-	check "$LF_I: $p: leg 1 zeroed" dd if=/dev/zero of=/dev/mapper/lf_l1 bs=1M count=16 oflag=direct || return 1
-	check "$LF_I: $p: leg 1 behind a 100 ms delay" lf_set lf_l1 "0 $L delay /dev/vdb 0 100" || return 1
+	check "$LF_I: $p: leg 1 linear" lf_good lf_l1 || return 1
+	check "$LF_I: $p: leg 1 zeroed" dd if=/dev/zero of=/dev/mapper/lf_l1 bs=1M count=4 oflag=direct || return 1
+	check "$LF_I: $p: leg 1 behind a 500 ms delay" lf_set lf_l1 "0 $LF_L delay /dev/vdb 0 500" || return 1
 	check "$LF_I: $p: create" mkmirror $M "$T$2" || return 1
-	check "$LF_I: $p: 16 regions in sync" wait_ratio $M 16 240
+	check "$LF_I: $p: 8 regions in sync" wait_ratio $M 8 240
 	lf_obs $p.mid_resync_health "$(lf_health $M)"
 	ev0=$(lf_events $M)
 	check "$LF_I: $p: leg 1 now fails all I/O" lf_error lf_l1
@@ -79,7 +79,7 @@ run() {
 
 	# --- B: no handle_errors ----------------------------------------------
 	one B "" || return
-	lf_obs B.resync "$(lf_yesno wait_sync $M 240)"
+	lf_obs B.resync "$(lf_yesno wait_sync $M 150)"
 	sleep 1
 	lf_obs B.final "$(lf_st $M)"
 	lf_obs B.reads "$(lf_yesno reads_as /tmp/lf-seed /dev/mapper/$M 0)"

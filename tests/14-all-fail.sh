@@ -35,7 +35,7 @@ one() { # PART FEATURES
 	lf_expect "$p: the write fails (dd exit 1, no hang)" $p.write 1
 	lf_expect "$p: a read of the written region fails" $p.read_written 1
 	lf_expect "$p: a read of another region fails" $p.read_other 1
-	lf_expect "$p: status DD 31/32" $p.status "DD 31/32"
+	lf_expect "$p: status DD 15/16" $p.status "DD 15/16"
 	lf_obs $p.remove "$(lf_yesno timeout 60 dmsetup remove $M)"
 	lf_expect "$p: dmsetup remove works" $p.remove ok
 }

@@ -4,7 +4,7 @@
 # disks, which accept discards). A discard works while both legs are good.
 # Then leg 1 turns into "error" (the error target accepts discards and fails
 # them). C: a discard of 1 MiB fails (blkdiscard exit 1: the mirror ends it
-# with EOPNOTSUPP), but the leg is not failed: status stays "AA 32/32", no
+# with EOPNOTSUPP), but the leg is not failed: status stays "AA 16/16", no
 # table event; with leg 1 good again, writes complete at once (not held)
 # and reach both legs.
 . /tests/lib.sh
@@ -39,7 +39,7 @@ run() {
 	lf_obs status "$(lf_st $M)"
 	lf_expect "the discard fails (blkdiscard exit 1)" discard_err 1
 	lf_expect "no table event" event no
-	lf_expect "status stays AA 32/32" status "AA 32/32"
+	lf_expect "status stays AA 16/16" status "AA 16/16"
 	check "$LF_I: leg 1 good again" lf_good lf_l1
 	lf_writer_start /tmp/lf-w /dev/mapper/$M 4
 	lf_obs writer "$(lf_writer_wait 30)"
@@ -48,7 +48,7 @@ run() {
 	lf_obs legs "$(lf_yesno data_at /tmp/lf-w /dev/mapper/lf_l0 8192)/$(lf_yesno data_at /tmp/lf-w /dev/mapper/lf_l1 8192)"
 	lf_expect "a write completes at once (exit 0, not held)" writer 0
 	lf_expect "... on both legs" legs ok/ok
-	lf_expect "status AA 32/32 after the write" after_write "AA 32/32"
+	lf_expect "status AA 16/16 after the write" after_write "AA 16/16"
 	check "$LF_I: remove" rmdev $M
 	check "$LF_I: unload" lf_unload "$impl"
 }

@@ -4,7 +4,7 @@
 # (Not a test itself: /init runs only tests/[0-9]*.sh.)
 #
 # Each leg is a dm device (lf_l0 = linear over vda, lf_l1 = linear over vdb,
-# lf_l2 = linear over vdc, 16 MiB each) so a table reload can turn it into
+# lf_l2 = linear over vdc, 8 MiB each) so a table reload can turn it into
 # "error", "delay" or back into linear while the mirror sits on top.
 #
 # Every scenario runs once per implementation in the same boot: the C
@@ -12,7 +12,7 @@
 # observed ("key=value" lines, lf_obs) in /tmp/lf-obs.<impl>; lf_compare then
 # adds one TAP point saying whether ours observed exactly what C observed.
 
-LF_L=32768                    # sectors per leg and mirror (16 MiB)
+LF_L=16384                    # sectors per leg and mirror (8 MiB)
 LF_EVENT_WAIT=20              # seconds to wait for a table event
 if [ "$DMRS_IMPL" = c ]; then LF_IMPLS=c; else LF_IMPLS="c rs"; fi
 
