@@ -37,12 +37,11 @@ run() {
 	ev0=$(lf_events $M)
 	lf_writer_start /tmp/lf-w /dev/mapper/$M 4
 	lf_obs A.event "$(lf_wait_event $M "$ev0")"
-	sleep 2
-	lf_obs A.writer_after_event "$(lf_writer_wait 0)"
+	lf_obs A.writer_after_event "$(lf_writer_held $M)"
 	lf_obs A.failed "$(lf_st $M)"
 	lf_expect "A: table event on the write error (dmsetup wait returns)" A.event yes
 	lf_expect "A: status AD 15/16 after the failure" A.failed "AD 15/16"
-	lf_expect "A: the failed write is held (writer blocked)" A.writer_after_event running
+	lf_expect "A: the failed write is held (writer blocked)" A.writer_after_event held
 	# dmeventd/lvm: drop the failed leg, keep leg 0 as a linear device
 	check "$LF_I: A: load linear over leg 0" dmsetup load $M --table "0 $L linear /dev/mapper/lf_l0 0"
 	check "$LF_I: A: suspend --noflush" timeout 60 dmsetup suspend --noflush $M

@@ -36,11 +36,10 @@ run() {
 	ev0=$(lf_events $M)
 	lf_writer_start /tmp/lf-w /dev/mapper/$M 4
 	lf_obs A.event "$(lf_wait_event $M "$ev0")"
-	sleep 2
-	lf_obs A.writer_after_event "$(lf_writer_wait 0)"
+	lf_obs A.writer_after_event "$(lf_writer_held $M)"
 	lf_obs A.failed "$(lf_st $M)"
 	lf_expect "A: table event on the write error" A.event yes
-	lf_expect "A: the failed write is held" A.writer_after_event running
+	lf_expect "A: the failed write is held" A.writer_after_event held
 	check "$LF_I: A: load the mirror with leg 1 replaced by lf_l2" dmsetup load $M --table "$T02"
 	check "$LF_I: A: suspend --noflush" timeout 60 dmsetup suspend --noflush $M
 	check "$LF_I: A: resume" dmsetup resume $M
@@ -68,10 +67,9 @@ run() {
 	ev0=$(lf_events $M)
 	lf_writer_start /tmp/lf-w /dev/mapper/$M 4
 	lf_obs B.event "$(lf_wait_event $M "$ev0")"
-	sleep 2
-	lf_obs B.writer_after_event "$(lf_writer_wait 0)"
+	lf_obs B.writer_after_event "$(lf_writer_held $M)"
 	lf_obs B.failed "$(lf_st $M)"
-	lf_expect "B: the failed write is held" B.writer_after_event running
+	lf_expect "B: the failed write is held" B.writer_after_event held
 	lf_obs B.suspend "$(lf_yesno timeout 60 dmsetup suspend $M)"
 	lf_obs B.writer_end "$(lf_writer_wait 60)"
 	lf_expect "B: a flush suspend completes" B.suspend ok

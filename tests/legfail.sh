@@ -148,3 +148,22 @@ lf_writer_reap() {
 
 # lf_verdict OK|FAIL: "ok" or "bad" for the record
 lf_yesno() { if "$@" > /dev/null 2>&1; then echo ok; else echo bad; fi; }
+
+# lf_writer_held NAME: "held" if the writer has not exited and NAME
+# completed no write in 5 s (a slow but unheld writer makes progress),
+# "progressing" if it has not exited but writes complete, "exit <rc>" if
+# it has finished
+lf_wcount() { awk '{print $5}' /sys/block/dm-"$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"/stat; }
+lf_writer_held() {
+	local a b
+	a=$(lf_wcount "$1")
+	sleep 5
+	b=$(lf_wcount "$1")
+	if [ -s /tmp/lf-writer.rc ]; then
+		echo "exit $(cat /tmp/lf-writer.rc)"
+	elif [ "$a" = "$b" ]; then
+		echo held
+	else
+		echo progressing
+	fi
+}
