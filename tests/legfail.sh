@@ -93,6 +93,14 @@ lf_expect() {
 		tap_fail "$LF_I: $1" "$2 is '$got', C behaviour is '$3'"
 	fi
 }
+# lf_diff C RS: one line per key whose value differs (or is missing)
+lf_diff() {
+	awk 'NR == FNR { k = substr($0, 1, index($0, "=") - 1); c[k] = substr($0, index($0, "=") + 1); o[++n] = k; next }
+		{ k = substr($0, 1, index($0, "=") - 1); r[k] = substr($0, index($0, "=") + 1); if (!(k in c)) o[++n] = k }
+		END { for (i = 1; i <= n; i++) { k = o[i]
+			if (!(k in c) || !(k in r) || c[k] != r[k])
+				printf "%s: C \"%s\", ours \"%s\"\n", k, (k in c) ? c[k] : "-", (k in r) ? r[k] : "-" } }' "$1" "$2"
+}
 # lf_compare: ours recorded the same observations as C
 lf_compare() {
 	[ "$DMRS_IMPL" = c ] && return 0
@@ -100,12 +108,14 @@ lf_compare() {
 		tap_fail "ours vs C: same status strings and writer outcome" "a run recorded nothing"
 		return 0
 	fi
-	if cmp -s /tmp/lf-obs.c /tmp/lf-obs.rs; then
+	local d
+	d=$(lf_diff /tmp/lf-obs.c /tmp/lf-obs.rs)
+	if [ -z "$d" ] && cmp -s /tmp/lf-obs.c /tmp/lf-obs.rs; then
 		tap_ok "ours vs C: same status strings and writer outcome"
 	else
-		tap_diag "$(diff /tmp/lf-obs.c /tmp/lf-obs.rs | grep '^[<>]' | sed 's/^</C:   /; s/^>/ours:/')"
+		tap_diag "$d"
 		tap_fail "ours vs C: same status strings and writer outcome" \
-			"$(diff /tmp/lf-obs.c /tmp/lf-obs.rs | grep -c '^>') observations differ"
+			"$(echo "$d" | grep -c .) of $(grep -c . /tmp/lf-obs.c) observations differ"
 	fi
 }
 
