@@ -30,7 +30,7 @@ one() { # PART FEATURES
 	lf_obs $p.write "$(wr_rc 32)"          # region 4
 	lf_obs $p.read_written "$(rd_rc 32)"   # the region the write marked out of sync
 	lf_obs $p.read_other "$(rd_rc 0)"      # a region still in sync
-	lf_obs $p.event "$(lf_wait_event $M "$ev0" 5)"
+	lf_obs $p.event "$(lf_wait_event $M "$ev0")"
 	lf_obs $p.status "$(lf_st $M)"
 	lf_expect "$p: the write fails (dd exit 1, no hang)" $p.write 1
 	lf_expect "$p: a read of the written region fails" $p.read_written 1

@@ -35,7 +35,7 @@ run() {
 	check "$LF_I: leg 1 now fails all I/O" lf_error lf_l1
 	ev0=$(lf_events $M)
 	lf_obs discard_err "$(timeout 60 blkdiscard -o 1048576 -l 1048576 /dev/mapper/$M > /dev/null 2>&1; echo $?)"
-	lf_obs event "$(lf_wait_event $M "$ev0" 5)"
+	lf_obs event "$(lf_wait_event $M "$ev0")"
 	lf_obs status "$(lf_st $M)"
 	lf_expect "the discard fails (blkdiscard exit 1)" discard_err 1
 	lf_expect "no table event" event no

@@ -56,12 +56,17 @@ lf_st() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) " " $(n + 2) }'; }
 lf_events() { dmsetup info -c --noheadings -o events "$1" | tr -d ' '; }
 
 # lf_wait_event NAME EV [SECS]: `dmsetup wait NAME EV` returns (an event
-# after EV) within SECS; prints yes or no
+# after EV) within SECS; prints yes or no. (Not less than 20 s: under a
+# loaded TCG host starting dmsetup alone can take seconds.)
 lf_wait_event() {
-	if timeout "${3:-$LF_EVENT_WAIT}" dmsetup wait "$1" "$2" > /dev/null 2>&1 &&
-		[ "$(lf_events "$1")" -gt "$2" ]; then
+	local rc
+	timeout "${3:-$LF_EVENT_WAIT}" dmsetup wait "$1" "$2" > /dev/null 2>&1
+	rc=$?
+	if [ $rc = 0 ] && [ "$(lf_events "$1")" -gt "$2" ]; then
 		echo yes
 	else
+		[ "$(lf_events "$1")" -gt "$2" ] &&
+			tap_diag "$1: event counter moved past $2 but dmsetup wait exited with $rc"
 		echo no
 	fi
 }
