@@ -12,7 +12,9 @@
 # B) no handle_errors. C ignores the copy errors: every remaining region is
 #    marked in sync, the count reaches 128/128 and, with it, the in-sync
 #    event fires and the error flags are reset (status "AA 128/128");
-#    reads still return leg 0's data.
+#    reads still return leg 0's data. Ours does not claim a region whose
+#    copy failed in sync (issue #5): the count stops short, status "AS",
+#    no event; reads return leg 0's data.
 . /tests/lib.sh
 . /tests/legfail.sh
 
@@ -79,17 +81,30 @@ run() {
 
 	# --- B: no handle_errors ----------------------------------------------
 	one B "" || return
-	lf_obs B.resync "$(lf_yesno wait_sync $M 150)"
-	sleep 1
-	lf_obs B.final "$(lf_st $M)"
+	if [ "$impl" = c ]; then
+		lf_obs B.resync "$(lf_yesno wait_sync $M 150)"
+		sleep 1
+		lf_obs B.final "$(lf_st $M)"
+		lf_expect "B: event (the in-sync one)" B.event yes
+		lf_expect "B: copy errors ignored: AA 128/128" B.final "AA 128/128"
+	else
+		# Ours on purpose differs here (issue #5): a failed copy never
+		# makes its region in sync, with or without handle_errors.
+		lf_obs B.count "$(stops_short $M)"
+		lf_obs B.health "$(lf_health $M)"
+		lf_want "B: no event (no handle_errors, never in sync)" B.event no
+		lf_want "B: in-sync count stops short: failed copies not claimed in sync" B.count short
+		lf_want "B: status AS" B.health AS
+	fi
 	lf_obs B.reads "$(lf_yesno reads_as /tmp/lf-seed /dev/mapper/$M 0)"
-	lf_expect "B: event (the in-sync one)" B.event yes
-	lf_expect "B: copy errors ignored: AA 128/128" B.final "AA 128/128"
 	lf_expect "B: reads return leg 0's data" B.reads ok
 	check "$LF_I: B: remove" rmdev $M
 	check "$LF_I: unload" lf_unload "$impl"
 }
 
+# Part B's outcome differs from C's by design (see above); only the rest
+# must match.
+LF_DIVERGE="B.event B.resync B.final B.count B.health"
 for impl in $LF_IMPLS; do
 	run "$impl"
 	rmdev $M > /dev/null 2>&1
