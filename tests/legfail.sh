@@ -92,28 +92,22 @@ lf_obs() {
 	echo "$1=$2" >> "$LF_OBS"
 	tap_diag "$LF_I: $1=$2"
 }
-# lf_expect NAME KEY WANT: TAP point, ok if the recorded KEY is WANT
+# lf_is NAME KEY WANT SOURCE: TAP point, ok if the recorded KEY is WANT
+# (SOURCE names where WANT comes from, for the failure message)
 lf_get() { sed -n "s/^$1=//p" "$LF_OBS" | tail -n 1; }
-lf_expect() {
+lf_is() {
 	local got
 	got=$(lf_get "$2")
 	if [ "$got" = "$3" ]; then
 		tap_ok "$LF_I: $1"
 	else
-		tap_fail "$LF_I: $1" "$2 is '$got', C behaviour is '$3'"
+		tap_fail "$LF_I: $1" "$2 is '$got', $4 is '$3'"
 	fi
 }
-# lf_want NAME KEY WANT: as lf_expect, for an outcome of ours that differs
-# from C's on purpose
-lf_want() {
-	local got
-	got=$(lf_get "$2")
-	if [ "$got" = "$3" ]; then
-		tap_ok "$LF_I: $1"
-	else
-		tap_fail "$LF_I: $1" "$2 is '$got', want '$3'"
-	fi
-}
+# lf_expect NAME KEY WANT: the outcome C has (and ours must have)
+lf_expect() { lf_is "$1" "$2" "$3" "C behaviour"; }
+# lf_want NAME KEY WANT: an outcome of ours that differs from C's on purpose
+lf_want() { lf_is "$1" "$2" "$3" "the wanted outcome"; }
 # lf_strip FILE: the observations, without the keys in $LF_DIVERGE
 lf_strip() {
 	awk -v skip=" ${LF_DIVERGE:-} " '{ k = substr($0, 1, index($0, "=") - 1); if (index(skip, " " k " ") == 0) print }' "$1"
