@@ -291,8 +291,7 @@ impl MirrorSet {
     /// errors and was not tried.
     pub(crate) fn choose_read_leg(&self, bio: &DmBio<Self>) -> Option<usize> {
         let tried = bio.data().tried;
-        let usable =
-            |i: usize| tried & (1 << i) == 0 && self.legs.get(i).is_some_and(|l| !l.errors.any());
+        let usable = |i: usize| self.leg_can_serve(tried, i);
         let default = self.default_leg_index();
         if !self.region_in_sync(self.geo.region_of(bio.sector())) {
             return usable(default).then_some(default);
@@ -301,6 +300,12 @@ impl MirrorSet {
         let n = self.legs.len();
         let d = default.min(n.saturating_sub(1));
         Iterator::chain((0..=d).rev(), (d + 1..n).rev()).find(|&i| usable(i))
+    }
+
+    /// Whether leg `i` may serve a read whose tried legs are the bits of
+    /// `tried`: not tried yet, and without errors.
+    pub(crate) fn leg_can_serve(&self, tried: u16, i: usize) -> bool {
+        tried & (1 << i) == 0 && self.legs.get(i).is_some_and(|l| !l.errors.any())
     }
 
     /// Whether some leg has had no error since the set was last in sync.
@@ -700,8 +705,7 @@ impl MirrorSet {
         // retry has a chance: the default leg is good (it may have just
         // changed), or the region is in sync and some good leg is left.
         let tried = bio.data().tried;
-        let untried_good =
-            |i: usize| tried & (1 << i) == 0 && this.legs.get(i).is_some_and(|l| !l.errors.any());
+        let untried_good = |i: usize| this.leg_can_serve(tried, i);
         let retry = untried_good(this.default_leg_index())
             || (this.region_in_sync(bio.data().read_region)
                 && (0..this.legs.len()).any(untried_good));
