@@ -79,6 +79,7 @@ report() { # NAME RC SECS
 }
 
 failed=0
+kills=0
 total_start=$(date +%s)
 echo "crash-cycle: impl=$impl, $cycles cycles, work dir $dir"
 s=$(date +%s)
@@ -93,6 +94,8 @@ for i in $(seq 1 "$cycles"); do
 	rc=$?
 	report "cycle$i" $rc $(($(date +%s) - s))
 	echo "crash-cycle: cycle$i killed ${after}s after the marker"
+	# the boot after this kill reads what the kill left on disk
+	kills=$((kills + 1))
 	if [ $rc != 0 ]; then
 		failed=$((failed + 1))
 		[ -n "$keep_going" ] || break
@@ -105,6 +108,15 @@ if [ $failed = 0 ] || [ -n "$keep_going" ]; then
 	report verify $rc $(($(date +%s) - s))
 	[ $rc = 0 ] || failed=$((failed + 1))
 fi
+# boot K+1 reports what kill K left: count the kills that left dirty regions
+partial=0
+for b in $(seq 2 "$cycles") verify; do
+	[ $b = verify ] || b=cycle$b
+	[ -f "$dir/$b.tap" ] || continue
+	d=$(stat_of "$b" dirty_on_disk)
+	[ -n "$d" ] && [ "$d" -gt 0 ] && partial=$((partial + 1))
+done
+echo "crash-cycle: $partial of $kills kills left regions dirty on disk (resynced on the next boot)"
 echo "crash-cycle: $failed failed boots, $(($(date +%s) - total_start))s in all"
 if [ $failed = 0 ]; then
 	[ -n "$tmpdir" ] && rm -rf "$tmpdir"

@@ -11,8 +11,9 @@
 #           dirty bits on disk); wait for N/N; legs byte-identical; mount
 #           (journal replay), every write the manifests record as done is
 #           intact, umount, fsck -n clean, legs identical; then heavy writes
-#           (fsync'ed files, O_DIRECT writes to the raw area and to a file, buffered
-#           rewrites of a big file) and the console marker
+#           (fsync'ed files, O_DIRECT writes to the raw area, buffered
+#           rewrites of a big file, O_DIRECT writers keeping several regions
+#           busy) and the console marker
 #           "dmrs-crash: writing": the host kills QEMU a few seconds later.
 #   verify  the checks of a cycle, then a clean remove: the log is all
 #           clean.
@@ -137,13 +138,15 @@ file_writer() {
 	done
 }
 raw_writer() { # BASE: chunks BASE..BASE+31
-	local i=0 k sha
+	# each writer has its own source file: with a shared one, another
+	# writer could replace the data between the sha and the write
+	local i=0 k sha src=/tmp/rsrc.$1
 	while [ "$(date +%s)" -lt $END ]; do
 		k=$(($1 + (i * 7) % 32))
-		dd if=/dev/urandom of=/tmp/rsrc bs=64k count=4 2> /dev/null
-		sha=$(sha_file /tmp/rsrc)
+		dd if=/dev/urandom of=$src bs=64k count=4 2> /dev/null
+		sha=$(sha_file $src)
 		man_add $MNT/raw.man "p $k"
-		dd if=/tmp/rsrc of=/dev/mapper/$M bs=64k seek=$(((RAW + k * 512) * 512)) \
+		dd if=$src of=/dev/mapper/$M bs=64k seek=$(((RAW + k * 512) * 512)) \
 			oflag=direct,seek_bytes conv=notrunc 2> /dev/null &&
 			man_add $MNT/raw.man "d $k $sha"
 		i=$((i + 1))
@@ -154,9 +157,15 @@ big_writer() { # buffered rewrites in place: writeback runs all the time
 		dd if=/dev/urandom of=$MNT/big bs=1M count=12 conv=notrunc 2> /dev/null
 	done
 }
-bulk_writer() { # 4 MiB O_DIRECT writes (8 regions) keep I/O in flight
+# O_DIRECT writers that keep I/O in flight on several regions at every
+# moment, so a kill finds regions dirty on disk: each rewrites its own 2 MiB
+# (4 regions) of an 8 MiB file in 64 KiB writes, with one dd per 2 MiB pass
+# (no CPU-heavy work between writes, unlike the verified writers above).
+dd if=/dev/zero of=$MNT/bulk bs=1M count=8 conv=fsync 2> /dev/null
+bulk_writer() { # SLICE (0..3)
 	while [ "$(date +%s)" -lt $END ]; do
-		dd if=/dev/zero of=$MNT/bulk bs=1M count=4 oflag=direct conv=notrunc 2> /dev/null
+		dd if=/dev/zero of=$MNT/bulk bs=64k count=32 seek=$(($1 * 32)) \
+			oflag=direct conv=notrunc 2> /dev/null
 	done
 }
 # write back dirty pages after 1 s, not 30 s: the kill hits writeback
@@ -166,7 +175,7 @@ file_writer &
 raw_writer 0 &
 raw_writer 32 &
 big_writer &
-bulk_writer &
+for s in 0 1 2 3; do bulk_writer $s & done
 writers_running() { # each writer has completed a write
 	local i=0
 	while [ $i -lt 120 ]; do
