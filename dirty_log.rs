@@ -54,17 +54,15 @@ pub(crate) trait DirtyLog {
     fn set_region_sync(&mut self, region: u32, in_sync: bool);
 }
 
-/// Bitset storage allocated at table load.
-pub(crate) struct Words(KVec<u64>);
+/// Bitset storage allocated at table load. It is vmalloc'ed: a large device
+/// with small regions needs megabytes per bitset (32 Mi regions take 4 MiB),
+/// more than kmalloc can be relied on to find contiguous.
+pub(crate) struct Words(VVec<u64>);
 
 impl Words {
     fn for_regions(nr: u32) -> Result<Self> {
         let n = (nr as usize).div_ceil(64);
-        let mut v = KVec::with_capacity(n, GFP_KERNEL)?;
-        for _ in 0..n {
-            v.push(0, GFP_KERNEL)?;
-        }
-        Ok(Words(v))
+        Ok(Words(VVec::from_elem(0, n, GFP_KERNEL)?))
     }
 }
 

@@ -25,6 +25,7 @@ use crate::binding::kmem::PoolBox;
 use crate::dirty_log::DirtyLog;
 use crate::region_state::{RegionEntry, Update, WriteRoute};
 use crate::MirrorSet;
+use kernel::alloc::VVec;
 use kernel::prelude::*;
 
 /// How a target's sectors map to regions.
@@ -99,7 +100,8 @@ impl Region {
 
 /// The hash of region entries.
 pub(crate) struct RegionHash {
-    buckets: KVec<Option<PoolBox<Region>>>,
+    /// vmalloc'ed: up to 64Ki buckets (512 KiB).
+    buckets: VVec<Option<PoolBox<Region>>>,
     mask: u32,
     /// Number of entries.
     count: u32,
@@ -121,7 +123,7 @@ fn bucket_count(nr_regions: u32) -> u32 {
 impl RegionHash {
     pub(crate) fn new(nr_regions: u32) -> Result<Self> {
         let n = bucket_count(nr_regions);
-        let mut buckets = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+        let mut buckets = VVec::with_capacity(n as usize, GFP_KERNEL)?;
         for _ in 0..n {
             buckets.push(None, GFP_KERNEL)?;
         }
