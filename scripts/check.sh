@@ -14,9 +14,32 @@ cd "$top"
 step() { printf '\n=== %s\n' "$*"; }
 passed=0
 failed=0
-result() { # name status
+# Each step's output is also kept in build/check-logs/<step>.log; what made
+# a step fail is repeated at the very end, so the last lines of a CI log
+# say which test failed and why.
+logdir=$top/build/check-logs
+rm -rf "$logdir"
+mkdir -p "$logdir"
+why=
+logged() { # LOG CMD...: run CMD, its output also going to $logdir/LOG.log
+	local log=$logdir/$1.log
+	shift
+	"$@" 2>&1 | tee "$log"
+	return "${PIPESTATUS[0]}"
+}
+result() { # name status [log]
 	if [ "$2" = 0 ]; then passed=$((passed + 1)); echo "check: ok - $1"
-	else failed=$((failed + 1)); echo "check: FAILED - $1"; fi
+	else
+		failed=$((failed + 1)); echo "check: FAILED - $1"
+		why+="check: FAILED - $1"$'\n'
+		[ -n "${3:-}" ] && why+=$(grep -aE '^not ok|: FAIL|FAILED|error(\[|:)|panicked' \
+			"$logdir/$3.log" | grep -v ' # TODO' | awk '!seen[$0]++' | head -n 15 | sed 's/^/  /')$'\n'
+	fi
+}
+summary() {
+	echo
+	[ -n "$why" ] && printf '%s' "$why"
+	echo "check: $passed passed, $failed failed"
 }
 
 step "host packages, rust-src, bindgen"
@@ -27,8 +50,8 @@ step "test kernel (cached after the first build)"
 kdir=$("$here/build-kernel.sh" debug) || { echo "check: kernel build failed"; exit 1; }
 
 step "host unit tests (cargo test)"
-(cd host && cargo test 2>&1)
-result "host cargo test" $?
+logged cargo-test bash -c 'cd host && cargo test'
+result "host cargo test" $? cargo-test
 
 step "nvidia-meta.py self-test (NVIDIA RAID metadata writer for the dmraid tests)"
 python3 "$here/nvidia-meta.py" --self-test
@@ -47,7 +70,7 @@ if [ $rc = 0 ] && ! echo "$out" | grep -q 'warning:\|error:' && [ -f dm_mirror_r
 	result "module build, clippy clean" 0
 else
 	result "module build, clippy clean" 1
-	echo "check: $passed passed, $failed failed"
+	summary
 	exit 1
 fi
 
@@ -56,28 +79,27 @@ step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
 # machine is busy), plus the leg-failure tests 10-15, the dmraid and LVM
 # tests 20-21 and the disk-log tests 30-33 (each runs its scenarios with our
 # module and with the C one); a hang still ends the run inside CI's budget.
-"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
+logged guest "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
 	--timeout 3000 --test-timeout 1200 "$@"
-result "guest tests" $?
+result "guest tests" $? guest
 
 if [ $# = 0 ]; then
 	step "the seed's reproducer: ext4 fill in a 192 MiB guest under failslab (512 MiB written)"
-	"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
+	logged seed "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
 		--tests seed --test-timeout 900 --timeout 1200
-	result "seed reproducer (192 MiB guest)" $?
+	result "seed reproducer (192 MiB guest)" $? seed
 
 	step "disk-log crash consistency: 5 boots killed with SIGKILL mid-write, then a verifying boot"
-	"$here/crash-cycle.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --cycles 5
-	result "crash cycles (disk log)" $?
+	logged crash "$here/crash-cycle.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --cycles 5
+	result "crash cycles (disk log)" $? crash
 fi
 
 if [ $# = 0 ]; then
 	step "the seed's reproducer on a dmraid NVIDIA RAID1 set: ext4 fill in a 192 MiB guest (1 GiB written)"
-	"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
+	logged dmraid-seed "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
 		--sata-size 640M --tests dmraid-seed --test-timeout 1500 --timeout 1800
-	result "dmraid reproducer (192 MiB guest)" $?
+	result "dmraid reproducer (192 MiB guest)" $? dmraid-seed
 fi
 
-echo
-echo "check: $passed passed, $failed failed"
+summary
 [ "$failed" = 0 ]
