@@ -91,12 +91,6 @@ run() {
 	check "$LF_I: unload" lf_unload "$impl"
 }
 
-for impl in $LF_IMPLS; do
-	run "$impl"
-	lf_writer_reap $M
-	rmdev $M > /dev/null 2>&1
-	lf_unload "$impl" > /dev/null 2>&1
-done
-lf_compare
+lf_each_impl $M
 rm -f /tmp/lf-base /tmp/lf-w /tmp/lf-obs.*
 tap_end

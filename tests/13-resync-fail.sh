@@ -105,12 +105,7 @@ run() {
 # Part B's outcome differs from C's by design (see above); only the rest
 # must match.
 LF_DIVERGE="B.event B.resync B.final B.count B.health"
-for impl in $LF_IMPLS; do
-	run "$impl"
-	rmdev $M > /dev/null 2>&1
-	lf_unload "$impl" > /dev/null 2>&1
-done
-lf_compare
+lf_each_impl $M
 check "legs linear again (dm-delay unused)" lf_good lf_l1
 rm -f /tmp/lf-seed /tmp/lf-obs.*
 tap_end

@@ -12,6 +12,7 @@
 #       --tests dmraid-seed --test-timeout 1500 --timeout 1800
 . /tests/lib.sh
 . /tests/lib-clients.sh
+. /tests/seed-lib.sh
 
 total=${DMRS_SEED_MIB:-1024}
 A=/dev/sda
@@ -39,36 +40,16 @@ mkdir -p /mnt/seed
 check "mount" mount -t ext4 $M /mnt/seed
 at_end "umount /mnt/seed 2>/dev/null"
 
-written=0
-round=0
-fill() {
-	cat /dev/zero > /mnt/seed/fill 2>/dev/null
-	dd if=/dev/zero of=/mnt/seed/tail bs=64k conv=fdatasync 2>/dev/null
-	sync
-	round=$((round + 1))
-	mib=$(( ( $(stat -c %s /mnt/seed/fill) + $(stat -c %s /mnt/seed/tail) ) / 1048576 ))
-	written=$((written + mib))
-	tap_diag "round $round ($1): $mib MiB (total $written MiB) $(dmsetup status $SET | cut -d' ' -f4-)"
-	rm -f /mnt/seed/fill /mnt/seed/tail
-	sync
-	[ "$mib" -gt 100 ] || fail "round $round wrote only $mib MiB"
-}
-check "fill the filesystem" fill "no faults"
+check "fill the filesystem" seed_fill /mnt/seed $SET "no faults"
 if [ "$DMRS_IMPL" != c ]; then
 	check "region pool: every 3rd atomic attempt fails" dmsetup message $SET 0 fail_atomic 3
 fi
 while [ "$written" -lt "$total" ]; do
-	fill "more" || break
+	seed_fill /mnt/seed $SET more || break
 done
 check "wrote at least $total MiB through ext4 ($written MiB in $round rounds)" [ "$written" -ge "$total" ]
 if [ "$DMRS_IMPL" != c ]; then
-	fallbacks() {
-		_s=$(dmsetup message $SET 0 stats)
-		tap_diag "$_s"
-		_f=$(echo "$_s" | tr ' ' '\n' | sed -n 's/^region_alloc_fallback=//p')
-		[ "${_f:-0}" -gt 0 ] || fail "no GFP_NOIO fallback happened: $_s"
-	}
-	check "the GFP_NOIO fallback was used" fallbacks
+	check "the GFP_NOIO fallback was used" seed_fallbacks_used $SET
 	check "fault point off" dmsetup message $SET 0 fail_atomic 0
 fi
 check "umount" umount /mnt/seed

@@ -142,6 +142,21 @@ lf_compare() {
 	fi
 }
 
+# lf_each_impl NAME: call the test's run() once per implementation in
+# LF_IMPLS (C first), clearing up after each whatever a failed run left
+# behind (a held writer, the mirror NAME, the module), then compare ours
+# with C
+lf_each_impl() {
+	local impl
+	for impl in $LF_IMPLS; do
+		run "$impl"
+		lf_writer_reap "$1"
+		rmdev "$1" > /dev/null 2>&1
+		lf_unload "$impl" > /dev/null 2>&1
+	done
+	lf_compare
+}
+
 # ------------------------------------------------------------ writers ----
 # lf_writer_start FILE DEV SEEK_MIB: dd FILE to DEV at SEEK_MIB in 64 KiB
 # O_DIRECT writes, in the background; exit status -> /tmp/lf-writer.rc

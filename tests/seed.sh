@@ -8,6 +8,7 @@
 # identical. DMRS_SEED_MIB (kernel cmdline dmrs.seed_mib) sets the total
 # volume written (default 512).
 . /tests/lib.sh
+. /tests/seed-lib.sh
 
 total=${DMRS_SEED_MIB:-512}
 check "load $(impl_name)" load_rs || tap_end
@@ -31,40 +32,19 @@ failslab_on() {
 failslab_off() { echo 0 > $FS/probability; }
 at_end "failslab_off"
 
-written=0
-round=0
-fill() {
-	# cat until ENOSPC, then dd with fdatasync for the last bit
-	cat /dev/zero > /mnt/seed/fill 2>/dev/null
-	dd if=/dev/zero of=/mnt/seed/tail bs=64k conv=fdatasync 2>/dev/null
-	sync
-	round=$((round + 1))
-	mib=$(( ( $(stat -c %s /mnt/seed/fill) + $(stat -c %s /mnt/seed/tail) ) / 1048576 ))
-	written=$((written + mib))
-	tap_diag "round $round ($1): $mib MiB (total $written MiB) $(dmsetup message $M 0 stats 2>/dev/null)"
-	rm -f /mnt/seed/fill /mnt/seed/tail
-	sync
-	[ "$mib" -gt 100 ] || fail "round $round wrote only $mib MiB"
-}
 # One round with no forced failure first, then the rest under pressure.
-check "fill the filesystem without forced failures" fill "no faults"
+check "fill the filesystem without forced failures" seed_fill /mnt/seed $M "no faults"
 check "failslab: 25% of atomic slab allocations fail" failslab_on
 if [ "$DMRS_IMPL" != c ]; then
 	check "region pool: every 3rd atomic attempt fails" dmsetup message $M 0 fail_atomic 3
 fi
 while [ "$written" -lt "$total" ]; do
-	fill "faults" || break
+	seed_fill /mnt/seed $M faults || break
 done
 check "wrote at least $total MiB through ext4 ($written MiB in $round rounds)" [ "$written" -ge "$total" ]
 check "failslab off" failslab_off
 if [ "$DMRS_IMPL" != c ]; then
-	fallbacks() {
-		s=$(dmsetup message $M 0 stats)
-		tap_diag "$s"
-		f=$(echo "$s" | tr ' ' '\n' | sed -n 's/^region_alloc_fallback=//p')
-		[ "${f:-0}" -gt 0 ] || fail "no GFP_NOIO fallback happened: $s"
-	}
-	check "the GFP_NOIO fallback was used" fallbacks
+	check "the GFP_NOIO fallback was used" seed_fallbacks_used $M
 	check "fault point off" dmsetup message $M 0 fail_atomic 0
 fi
 check "umount" umount /mnt/seed
