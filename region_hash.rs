@@ -100,7 +100,7 @@ impl Region {
 
 /// The hash of region entries.
 pub(crate) struct RegionHash {
-    /// vmalloc'ed: up to 64Ki buckets (512 KiB).
+    /// vmalloc'ed: up to 64Ki buckets of 16 bytes.
     buckets: VVec<Option<PoolBox<Region>>>,
     mask: u32,
     /// Number of entries.
@@ -113,11 +113,13 @@ pub(crate) struct RegionHash {
     flush_failure: bool,
 }
 
-/// Bucket count for `nr_regions`: a power of two from 128, about one bucket
-/// per 64 regions, at most 64Ki.
+/// Bucket count for `nr_regions`: the C target's choice, a power of two
+/// about one bucket per 128 regions, from 64 (here at most 64Ki). Only
+/// regions with writes in flight or under recovery are hashed, so chains
+/// stay short even on the largest devices.
 fn bucket_count(nr_regions: u32) -> u32 {
-    let want = (nr_regions >> 6).clamp(128, 1 << 16);
-    want.next_power_of_two()
+    let want = (nr_regions >> 6).max(128).next_power_of_two() / 2;
+    want.min(1 << 16)
 }
 
 impl RegionHash {
