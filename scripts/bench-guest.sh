@@ -14,7 +14,8 @@
 #   bench.runtime=S bench.ramp=S   fio time-based run time and ramp, seconds
 #   bench.size=MIB                 fio working-set size (and dd size), MiB
 #   bench.region=SECTORS           dm region size = md bitmap chunk
-#   bench.memsizes=leg,big         device sizes for the memory measurement
+#   bench.memsizes=leg,big,many    device sizes for the memory measurement
+#                                  (many: the big legs in 8 KiB regions)
 #
 # Disks are found by virtio serial: leg0, leg1 (the mirror legs), big0,
 # big1 (large sparse legs for the memory measurement), results.
@@ -44,7 +45,7 @@ runtime=6
 ramp=1
 size=448
 region=1024
-memsizes=leg,big
+memsizes=leg,big,many
 for w in $(cat /proc/cmdline); do
 	case "$w" in
 	bench.parts=*) parts=${w#*=} ;;
@@ -269,18 +270,25 @@ snap() { # DIR NAME
 	cat /proc/modules > $1/$2.modules
 }
 part_mem() {
-	local impl sz a b d
+	local impl sz a b d region=$region io_region=$region
 	for sz in $memsizes; do
+		region=$io_region
 		case $sz in
 		leg) a=$LEG0 b=$LEG1 ;;
 		big) a=$BIG0 b=$BIG1 ;;
+		# the big legs cut into 8 KiB regions: 2 Mi regions, so the
+		# per-region structures (bitsets, hash buckets) dominate
+		many) a=$BIG0 b=$BIG1 region=16 ;;
 		esac
 		[ -n "$a" ] && [ -b "$a" ] || { err "no disks for memory size $sz"; continue; }
 		for impl in $impls; do
 			[ $impl = raw ] && continue
+			# mdadm picks its own bitmap chunk for that many chunks
+			[ $sz = many ] && [ $impl = md ] && continue
 			d=$R/mem/$impl-$sz
 			mkdir -p $d
 			echo "$(blockdev --getsz $a)" > $d/sectors
+			echo $region > $d/region
 			p "memory: $impl on $sz legs ($(( $(blockdev --getsz $a) / 2048 )) MiB)"
 			unload_all
 			snap $d 0-base

@@ -251,6 +251,10 @@ def mem_results(resdir):
             return r
 
         rec = {"device_mib": int(open(os.path.join(d, "sectors")).read()) // 2048}
+        rp = os.path.join(d, "region")
+        if os.path.exists(rp):
+            rec["region_sectors"] = int(open(rp).read())
+            rec["regions"] = -(-int(open(os.path.join(d, "sectors")).read()) // rec["region_sectors"])
         if "1-loaded" in snaps:
             rec["module_load"] = delta("0-base", "1-loaded")
             rec["module_size_kib"] = modsize(os.path.join(d, "1-loaded.modules"), MODSETS.get(impl, ())) // 1024
@@ -449,7 +453,8 @@ def markdown(res):
                     if not v:
                         continue
                     g = lambda st, k: v.get(st, {}).get(k, "–")  # noqa: E731
-                    L.append(f"| {v['device_mib']} MiB | {IMPL_NAMES.get(impl, impl)} | {v.get('module_size_kib', '–')} | "
+                    legs = f"{v['device_mib']} MiB" + (f", {v['regions']} regions" if "regions" in v else "")
+                    L.append(f"| {legs} | {IMPL_NAMES.get(impl, impl)} | {v.get('module_size_kib', '–')} | "
                              f"{g('device_created', 'target_kib')} | {g('device_created', 'SUnreclaim_kib')} | "
                              f"{g('device_created', 'MemFree_kib')} | {g('after_writes_settled', 'target_kib')} | "
                              f"{g('after_writes_settled', 'SUnreclaim_kib')} | {g('after_writes_settled', 'MemFree_kib')} | "
@@ -510,7 +515,8 @@ def targets(r, disk_mode=True):
                 sa, sb = o[st]["SUnreclaim_kib"], c[st]["SUnreclaim_kib"]
                 fa, fb = o[st]["MemFree_kib"], c[st]["MemFree_kib"]
                 verdict = "–" if a is None or b is None else ("met" if a <= b else "SHORT")
-                L.append(f"- memory, {o['device_mib']} MiB legs, {label}: target ours {a} KiB vs C {b} KiB — {verdict} "
+                legs = f"{o['device_mib']} MiB legs" + (f" ({o['regions']} regions)" if "regions" in o else "")
+                L.append(f"- memory, {legs}, {label}: target ours {a} KiB vs C {b} KiB — {verdict} "
                          f"(SUnreclaim ours {sa} vs C {sb} KiB, MemFree used ours {fa} vs C {fb} KiB)")
     L.append("")
     if not disk_mode:

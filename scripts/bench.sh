@@ -64,7 +64,7 @@ if [ $quick = 1 ]; then
 	dd_mib=256
 else
 	: "${reps:=3}" "${runtime:=6}"
-	memsizes=leg,big
+	memsizes=leg,big,many
 	dd_mib=384
 fi
 ramp=1
