@@ -271,6 +271,17 @@ snap() { # DIR NAME
 }
 part_mem() {
 	local impl sz a b d region=$region io_region=$region
+	# warm-up: a device of each kind once, with writes, before measuring,
+	# so that shared caches (biovecs, kcopyd jobs, dm-io) have grown before
+	# the first measured device and are not charged to it
+	for impl in $impls; do
+		[ $impl = raw ] && continue
+		setup $impl nosync $LEG0 $LEG1 || { err "memory warm-up $impl failed"; teardown $impl $LEG0 $LEG1; continue; }
+		fio --name=warm --filename=$DEV --ioengine=libaio --direct=1 --rw=randwrite --bs=4k \
+			--iodepth=16 --time_based --runtime=2 --output=/dev/null > /dev/null 2>&1
+		teardown $impl $LEG0 $LEG1
+		unload_all
+	done
 	for sz in $memsizes; do
 		region=$io_region
 		case $sz in
