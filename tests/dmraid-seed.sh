@@ -12,7 +12,7 @@
 #       --tests dmraid-seed --test-timeout 1500 --timeout 1800
 . /tests/lib.sh
 . /tests/lib-clients.sh
-. /tests/seed-lib.sh
+. /tests/lib-seed.sh
 
 total=${DMRS_SEED_MIB:-1024}
 A=/dev/sda

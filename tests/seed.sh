@@ -8,7 +8,7 @@
 # identical. DMRS_SEED_MIB (kernel cmdline dmrs.seed_mib) sets the total
 # volume written (default 512).
 . /tests/lib.sh
-. /tests/seed-lib.sh
+. /tests/lib-seed.sh
 
 total=${DMRS_SEED_MIB:-512}
 check "load $(impl_name)" load_rs || tap_end
