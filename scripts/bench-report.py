@@ -441,7 +441,7 @@ def markdown(res):
                      "objects land in (kmalloc-*, bio-*, biovec-*, dm*, kcopyd*) plus VmallocUsed, i.e. "
                      "without the process and file caches fio and the shell move; SUnreclaim is all "
                      "unreclaimable slab; 'MemFree used' also counts whole pages (mempools of pages, kcopyd "
-                     "reserves) and is noisier. Deltas below ~50 KiB are at the noise level of this "
+                     "reserves) and is noisier. Deltas below ~70 KiB are at the noise level of this "
                      "measurement; the biggest per-cache deltas are in latest.json):\n")
             L.append("| legs | impl | module text+data | device: target | device: SUnreclaim | device: MemFree used "
                      "| after writes: target | after writes: SUnreclaim | after writes: MemFree used "
