@@ -11,9 +11,11 @@
 #           dirty bits on disk); wait for N/N; legs byte-identical; mount
 #           (journal replay), every write the manifests record as done is
 #           intact, umount, fsck -n clean, legs identical; then heavy writes
-#           (fsync'ed files, O_DIRECT writes to the raw area, buffered
-#           rewrites of a big file, O_DIRECT writers keeping several regions
-#           busy) and the console marker
+#           with leg 1 behind dm-delay (writes 50 ms late), so the legs
+#           differ wherever writes are in flight at the kill (fsync'ed
+#           files, O_DIRECT writes to the raw area, buffered rewrites of a
+#           big file, O_DIRECT writers keeping several regions busy) and
+#           the console marker
 #           "dmrs-crash: writing": the host kills QEMU a few seconds later.
 #   verify  the checks of a cycle, then a clean remove: the log is all
 #           clean.
@@ -117,6 +119,16 @@ if [ "$mode" = verify ]; then
 fi
 
 # -------------------------------------------------------------- writes ----
+# Leg 1 gets dm-delay under it: every write reaches it 50 ms after leg 0, so
+# at the kill the legs really differ in the regions with writes in flight,
+# and only the disk log knows which ones to resync. (Reloading the table of
+# the leg device is invisible to the mirror above it.)
+delay_leg1() {
+	dmsetup load dmrs_l1 --table "0 $(dev_sectors /dev/vdb) delay /dev/vdb 0 0 /dev/vdb 0 50" &&
+		dmsetup suspend dmrs_l1 && dmsetup resume dmrs_l1
+}
+check "load dm-delay" load_ko dm-delay
+check "leg 1 delays writes by 50 ms" delay_leg1
 check "mount for the writes" mount -t ext4 /dev/mapper/$M $MNT || tap_end
 rm -rf $MNT/files $MNT/big $MNT/bulk
 mkdir -p $MNT/files
