@@ -46,6 +46,7 @@ use binding::dm::{
 use binding::dmio::{BioIoDone, IoClient};
 use binding::kcopyd::KcopydClient;
 use binding::lock::{new_irq_spinlock, IrqSpinLock};
+use binding::target::{TargetBorrow, TargetState};
 use binding::wq::OwnedQueue;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
@@ -54,9 +55,7 @@ use kernel::alloc::VVec;
 use kernel::c_str;
 use kernel::ffi::c_int;
 use kernel::prelude::*;
-use kernel::sync::{
-    new_condvar, new_mutex, new_spinlock, Arc, ArcBorrow, CondVar, Mutex, SpinLock,
-};
+use kernel::sync::{new_condvar, new_mutex, new_spinlock, CondVar, Mutex, SpinLock};
 use kernel::workqueue::{impl_has_work, new_work, Work};
 use mempool::FallbackPool;
 use region_hash::{Region, RegionGeometry, RegionHash};
@@ -174,8 +173,6 @@ pub(crate) struct BioData {
     pub(crate) read_region: u32,
     /// Reads: the legs tried so far, one bit each.
     pub(crate) tried: u16,
-    /// Reads: the bio as it was before its last remap, to retry it.
-    pub(crate) record: binding::bio::BioRecord,
 }
 
 /// Bios kmirrord has still to handle, and writes held after failures.
@@ -235,7 +232,9 @@ pub(crate) struct MirrorSet {
     pub(crate) queues: IrqSpinLock<Queues>,
     #[pin]
     work: Work<MirrorSet>,
-    /// Declared last: dropped after everything that could queue work.
+    /// kmirrord's queue. Every queued pass holds a `TargetRef`, so the set
+    /// (and this queue) is dropped only after the last pass has run, by the
+    /// destructor (see `binding/target.rs`).
     pub(crate) wq: OwnedQueue,
 }
 
@@ -371,17 +370,14 @@ impl MirrorSet {
         bio.endio(status);
     }
 
-    /// Sends a read to `leg`, recording it first so a failure can be
-    /// retried elsewhere.
+    /// Sends a read to `leg` (the binding records the bio first, so a
+    /// failure can be retried elsewhere).
     pub(crate) fn remap_read(&self, bio: &mut DmBio<Self>, leg: usize) -> bool {
         let Some(l) = self.legs.get(leg) else {
             return false;
         };
-        let mut rec = binding::bio::BioRecord::default();
-        bio.record(&mut rec);
         let region = self.geo.region_of(bio.sector());
         let data = bio.data_mut();
-        data.record = rec;
         data.read_region = region;
         data.read_leg = leg;
         data.tried |= 1 << leg;
@@ -466,7 +462,7 @@ fn ctr_err(e: table::TableError) -> CtrError {
 impl TargetOps for MirrorSet {
     type BioData = BioData;
 
-    fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<Arc<Self>, CtrError> {
+    fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<TargetState<Self>, CtrError> {
         let len = ti.len();
         let t: MirrorTable<'_> = table::parse(args, len).map_err(ctr_err)?;
         fn nomem<E>(_: E) -> CtrError {
@@ -559,21 +555,22 @@ impl TargetOps for MirrorSet {
             work <- new_work!("MirrorSet::work"),
             wq,
         });
-        let ms = Arc::pin_init(ms, GFP_KERNEL)
+        let ms = TargetState::new(ms)
             .map_err(|e| CtrError::new(c"Cannot allocate mirror context", e))?;
         // A first pass, as the C target does: it notes a set that is in
         // sync from the start.
-        kmirrord::wake(&ms);
+        kmirrord::wake(ms.borrow());
         Ok(ms)
     }
 
-    fn dtr(this: ArcBorrow<'_, Self>) {
-        // kmirrord may hold a reference; let it finish so the last one is
-        // dropped here, not inside the workqueue being destroyed.
-        this.wq.flush();
+    fn dtr(this: TargetBorrow<'_, Self>) {
+        // No new recovery (a table that was never resumed has none anyway).
+        // Passes still queued, and copies and I/O completions still running,
+        // hold references: the binding drops the set after the last of them.
+        this.recovery_stopped.store(true, Ordering::Release);
     }
 
-    fn map(this: ArcBorrow<'_, Self>, mut bio: DmBio<Self>) -> MapResult<Self> {
+    fn map(this: TargetBorrow<'_, Self>, mut bio: DmBio<Self>) -> MapResult<Self> {
         match bio.op() {
             Op::Read => {
                 let region = this.geo.region_of(bio.sector());
@@ -596,8 +593,7 @@ impl TargetOps for MirrorSet {
                     was_empty
                 };
                 if was_empty {
-                    let arc: Arc<Self> = this.into();
-                    kmirrord::wake(&arc);
+                    kmirrord::wake(this);
                 }
                 MapResult::Submitted
             }
@@ -605,20 +601,19 @@ impl TargetOps for MirrorSet {
         }
     }
 
-    fn end_io(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+    fn end_io(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
         if bio.is_read() {
             return Self::read_done(this, bio);
         }
         if let Some(key) = bio.data().region {
             if this.rh.lock().hash.end_write(key) {
-                let arc: Arc<Self> = this.into();
-                kmirrord::wake(&arc);
+                kmirrord::wake(this);
             }
         }
         EndIoResult::Done
     }
 
-    fn presuspend(this: ArcBorrow<'_, Self>) {
+    fn presuspend(this: TargetBorrow<'_, Self>) {
         // Held writes are completed now, and from here on as they come.
         let mut held = {
             let mut q = this.queues.lock();
@@ -644,28 +639,26 @@ impl TargetOps for MirrorSet {
         this.queues.lock().writes.append(&mut released);
         this.wait_for_copies();
         // Let kmirrord record the ended copies and release held writes.
-        let arc: Arc<Self> = this.into();
-        kmirrord::wake(&arc);
+        kmirrord::wake(this);
         this.wq.flush();
     }
 
-    fn resume(this: ArcBorrow<'_, Self>) {
+    fn resume(this: TargetBorrow<'_, Self>) {
         this.suspended.store(false, Ordering::Release);
         dirty_log::resume(&this, this.log_args.sync);
         this.recovery_stopped.store(false, Ordering::Release);
-        let arc: Arc<Self> = this.into();
-        kmirrord::wake(&arc);
+        kmirrord::wake(this);
     }
 
     fn message(
-        this: ArcBorrow<'_, Self>,
+        this: TargetBorrow<'_, Self>,
         args: &[&str],
         out: &mut table::BoundedWriter<'_>,
     ) -> Result {
         this.message(args, out)
     }
 
-    fn status(this: ArcBorrow<'_, Self>, ty: StatusType, out: &mut table::BoundedWriter<'_>) {
+    fn status(this: TargetBorrow<'_, Self>, ty: StatusType, out: &mut table::BoundedWriter<'_>) {
         // A full buffer truncates the line; device-mapper then retries with
         // a bigger one.
         let _ = match ty {
@@ -675,7 +668,7 @@ impl TargetOps for MirrorSet {
         };
     }
 
-    fn iterate_devices(this: ArcBorrow<'_, Self>, visit: &mut DeviceVisitor<'_>) -> c_int {
+    fn iterate_devices(this: TargetBorrow<'_, Self>, visit: &mut DeviceVisitor<'_>) -> c_int {
         let len = this.target.len();
         for leg in this.legs.iter() {
             let ret = visit.visit(&leg.dev, leg.offset, len);
@@ -690,7 +683,7 @@ impl TargetOps for MirrorSet {
 impl MirrorSet {
     /// A read completed. A failed one is counted against its leg and, if
     /// another leg can serve it, handed to kmirrord to be sent there.
-    fn read_done(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+    fn read_done(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
         let st = bio.status();
         // A failed read-ahead says little about the leg (C ignores it too).
         if st.is_ok() || st == Status::NOTSUPP || bio.is_readahead() {
@@ -712,19 +705,17 @@ impl MirrorSet {
         if !retry {
             pr_err!("no leg left to read from, failing the read\n");
             if event {
-                let arc: Arc<Self> = this.into();
-                kmirrord::wake(&arc);
+                kmirrord::wake(this);
             }
             return EndIoResult::Done;
         }
-        let rec = core::mem::take(&mut bio.data_mut().record);
-        let Some(retry) = bio.take_restored(&rec) else {
-            return EndIoResult::Done;
-        };
-        this.queues.lock().reads.push(retry);
-        let arc: Arc<Self> = this.into();
-        kmirrord::wake(&arc);
-        EndIoResult::Incomplete
+        if let Some(retry) = bio.take_restored() {
+            // Taken back: kmirrord sends it again (the binding keeps the set
+            // alive until this call returns).
+            this.queues.lock().reads.push(retry);
+            kmirrord::wake(this);
+        }
+        EndIoResult::Done
     }
 
     /// `dmsetup message <dev> 0 ...`: `stats`, `fail_atomic <n>`,
@@ -797,7 +788,7 @@ impl MirrorSet {
 }
 
 impl BioIoDone for MirrorSet {
-    fn bio_io_done(this: ArcBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64) {
+    fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64) {
         if error_bits == 0 {
             bio.endio(Status::OK);
             return;
@@ -821,8 +812,7 @@ impl BioIoDone for MirrorSet {
             was_empty
         };
         if was_empty {
-            let arc: Arc<Self> = this.into();
-            kmirrord::wake(&arc);
+            kmirrord::wake(this);
         }
     }
 }

@@ -24,32 +24,33 @@ use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::dmio::IoRegion;
 use crate::binding::kcopyd::CopyDone;
 use crate::binding::raw::{blk_opf_t, req_op_REQ_OP_DISCARD, req_op_REQ_OP_WRITE};
+use crate::binding::target::{TargetBorrow, TargetRef};
 use crate::dirty_log::DirtyLog;
 use crate::region_hash::{ensure_region, FreeList};
 use crate::region_state::WriteRoute;
 use crate::{ErrorKind, MirrorSet, MAX_LEGS};
 use core::sync::atomic::Ordering;
-use kernel::sync::Arc;
 use kernel::workqueue::WorkItem;
 
 /// Regions recovered at the same time.
 pub(crate) const MAX_RECOVERY: usize = 4;
 
 impl WorkItem for MirrorSet {
-    type Pointer = Arc<MirrorSet>;
+    type Pointer = TargetRef<MirrorSet>;
 
-    fn run(this: Arc<MirrorSet>) {
+    fn run(this: TargetRef<MirrorSet>) {
         do_mirror(&this);
     }
 }
 
-/// Asks kmirrord to run (from any context).
-pub(crate) fn wake(ms: &Arc<MirrorSet>) {
-    ms.wq.enqueue(ms.clone());
+/// Asks kmirrord to run (from any context). The queued pass holds a
+/// reference to the set until it has run.
+pub(crate) fn wake(ms: TargetBorrow<'_, MirrorSet>) {
+    ms.wq.enqueue(ms.to_ref());
 }
 
 /// One pass of kmirrord.
-fn do_mirror(ms: &Arc<MirrorSet>) {
+fn do_mirror(ms: &TargetRef<MirrorSet>) {
     raise_pending_event(ms);
     let mut writes = BioList::new();
     update_states(ms, &mut writes);
@@ -145,7 +146,7 @@ fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {
 
 /// The end of one region's recovery copy.
 struct RecoveryDone {
-    ms: Arc<MirrorSet>,
+    ms: TargetRef<MirrorSet>,
     key: u32,
     /// Leg index of each copy destination, in order.
     dests: [u8; MAX_LEGS],
@@ -166,11 +167,11 @@ impl CopyDone for RecoveryDone {
         let ok = !read_err && write_err == 0;
         ms.rh.lock().hash.end_recovery(self.key, ok);
         ms.copy_ended();
-        wake(ms);
+        wake(ms.borrow());
     }
 }
 
-fn do_recovery(ms: &Arc<MirrorSet>) {
+fn do_recovery(ms: &TargetRef<MirrorSet>) {
     if ms.recovery_stopped.load(Ordering::Acquire) {
         return;
     }
@@ -204,7 +205,7 @@ fn do_recovery(ms: &Arc<MirrorSet>) {
     }
 }
 
-fn start_copy(ms: &Arc<MirrorSet>, key: u32) {
+fn start_copy(ms: &TargetRef<MirrorSet>, key: u32) {
     let source = ms.default_leg_index();
     let (start, count) = ms.geo.region_extent(key);
     let mut dests = [IoRegion::empty(); MAX_LEGS];

@@ -53,13 +53,31 @@ impl Status {
 }
 
 /// What a remapped bio needs back before it can be resent after completing
-/// (its iterator, device, flags and completion).
-#[derive(Default)]
-pub(crate) struct BioRecord(raw::dmrs_bio_details);
+/// (its iterator, device, flags and completion), kept in the bio's per-bio
+/// data by [`DmBio::remap`]; only the binding reads it.
+pub(crate) struct BioRecord {
+    details: raw::dmrs_bio_details,
+    set: bool,
+}
 
 impl BioRecord {
-    pub(crate) fn raw(&self) -> &raw::dmrs_bio_details {
-        &self.0
+    /// A record of nothing (a bio not remapped yet).
+    pub(crate) fn unset() -> Self {
+        Self {
+            details: raw::dmrs_bio_details::default(),
+            set: false,
+        }
+    }
+
+    /// Whether the record holds a bio's fields.
+    pub(crate) fn is_set(&self) -> bool {
+        self.set
+    }
+
+    /// The recorded fields, once: the record is unset afterwards.
+    pub(crate) fn take_raw(&mut self) -> &raw::dmrs_bio_details {
+        self.set = false;
+        &self.details
     }
 }
 
@@ -167,8 +185,16 @@ impl<T: TargetOps> DmBio<T> {
     }
 
     /// Sends the bio to `leg` at `sector` (a sector of that device). The
-    /// caller then returns it to device-mapper as remapped.
+    /// caller then returns it to device-mapper as remapped. What the remap
+    /// changes is recorded first, for [`super::dm::EndIoBio::take_restored`].
     pub(crate) fn remap(&mut self, leg: &LegDevice, sector: u64) {
+        // SAFETY: The bio is live and owned (type invariant), its per-bio data
+        // an initialised `PerBio<T>` that only this handle accesses.
+        unsafe {
+            let rec = &mut (*super::dm::per_bio::<T>(self.ptr)).record;
+            raw::dmrs_bio_record(&mut rec.details, self.ptr.as_ptr());
+            rec.set = true;
+        }
         // SAFETY: The bio is live and owned (type invariant); the block device
         // of an open leg is live.
         unsafe { raw::dmrs_bio_set_dev(self.ptr.as_ptr(), leg.bdev()) };
@@ -182,13 +208,6 @@ impl<T: TargetOps> DmBio<T> {
         // SAFETY: The bio is live and owned (type invariant); device-mapper
         // completes it through the target's end_io.
         unsafe { raw::submit_bio_noacct(ptr) };
-    }
-
-    /// Records what [`super::dm::EndIoBio::take_restored`] needs to send the
-    /// bio again after it completes (call before every remap).
-    pub(crate) fn record(&self, rec: &mut BioRecord) {
-        // SAFETY: The bio is live and owned (type invariant).
-        unsafe { raw::dmrs_bio_record(&mut rec.0, self.ptr.as_ptr()) };
     }
 
     /// The per-bio data the target keeps with this bio.

@@ -5,18 +5,19 @@
 //!
 //! In the spirit of the 2023 "Rust device mapper abstractions" RFC: a target
 //! implements [`TargetOps`]; [`Registration`] builds the C `target_type`
-//! whose callbacks forward to it. The target's state is an `Arc<T>` kept in
-//! `ti->private` from the constructor until the destructor.
+//! whose callbacks forward to it. The target's state is a [`TargetState<T>`]
+//! kept in `ti->private` from the constructor until the destructor, which
+//! drops it after every [`TargetRef`] to it is gone (see `target.rs`).
 
 use super::bio::{DmBio, Status};
 use super::raw;
+use super::target::{TargetBorrow, TargetRef, TargetState};
 use crate::table::BoundedWriter;
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::ffi::{c_char, c_int, c_uint};
 use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::sync::{Arc, ArcBorrow};
 use kernel::{c_str, fmt};
 
 /// What `map` did with a bio.
@@ -31,12 +32,12 @@ pub(crate) enum MapResult<T: TargetOps> {
     Requeue(DmBio<T>),
 }
 
-/// What `end_io` decided about a completed bio.
+/// What `end_io` decided about a completed bio it did not take back (a bio
+/// taken with [`EndIoBio::take`] or [`EndIoBio::take_restored`] is the
+/// target's to finish, whatever `end_io` returns).
 pub(crate) enum EndIoResult {
     /// Let the completion go on with the (possibly changed) status.
     Done,
-    /// The target took the bio back (e.g. to retry it) and will finish it.
-    Incomplete,
     /// Device-mapper should requeue the bio.
     Requeue,
 }
@@ -72,64 +73,77 @@ impl CtrError {
 
 /// The operations of a device-mapper target.
 ///
-/// The callbacks get the target's state as an [`ArcBorrow`], so they can
-/// hand clones to work items.
+/// The callbacks borrow the target's state for their duration; work that
+/// outlives a callback takes a [`TargetRef`] with [`TargetBorrow::to_ref`].
+/// Device-mapper calls no callback during or after `dtr`, and the state is
+/// dropped in the destructor once every [`TargetRef`] is gone.
 pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
     /// Data device-mapper keeps with each bio for the target.
     type BioData: Default + Send;
 
     /// Builds the target from its table arguments.
-    fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<Arc<Self>, CtrError>;
+    fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<TargetState<Self>, CtrError>;
 
-    /// Called before the target's state is dropped, after all its I/O ended.
-    fn dtr(this: ArcBorrow<'_, Self>) {
+    /// Called before the target's state is dropped, after all its I/O ended:
+    /// stop whatever would keep taking new [`TargetRef`]s, since the state
+    /// is dropped only when the last one is gone.
+    fn dtr(this: TargetBorrow<'_, Self>) {
         let _ = this;
     }
 
     /// Maps a bio.
-    fn map(this: ArcBorrow<'_, Self>, bio: DmBio<Self>) -> MapResult<Self>;
+    fn map(this: TargetBorrow<'_, Self>, bio: DmBio<Self>) -> MapResult<Self>;
 
     /// Sees a bio complete; may take it back for a retry.
-    fn end_io(this: ArcBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+    fn end_io(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
         let _ = (this, bio);
         EndIoResult::Done
     }
 
     /// Start of a suspend: stop background work.
-    fn presuspend(this: ArcBorrow<'_, Self>) {
+    fn presuspend(this: TargetBorrow<'_, Self>) {
         let _ = this;
     }
 
     /// End of a suspend: all I/O has been drained.
-    fn postsuspend(this: ArcBorrow<'_, Self>) {
+    fn postsuspend(this: TargetBorrow<'_, Self>) {
         let _ = this;
     }
 
     /// Resume after a suspend, or the first activation.
-    fn resume(this: ArcBorrow<'_, Self>) {
+    fn resume(this: TargetBorrow<'_, Self>) {
         let _ = this;
     }
 
     /// Writes a status or table line.
-    fn status(this: ArcBorrow<'_, Self>, ty: StatusType, out: &mut BoundedWriter<'_>);
+    fn status(this: TargetBorrow<'_, Self>, ty: StatusType, out: &mut BoundedWriter<'_>);
 
     /// Handles `dmsetup message`.
-    fn message(this: ArcBorrow<'_, Self>, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
+    fn message(this: TargetBorrow<'_, Self>, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
         let _ = (this, args, out);
         Err(EINVAL)
     }
 
     /// Calls `visit` for each device and the area of it the target uses;
     /// stops at the first non-zero return.
-    fn iterate_devices(this: ArcBorrow<'_, Self>, visit: &mut DeviceVisitor<'_>) -> c_int;
+    fn iterate_devices(this: TargetBorrow<'_, Self>, visit: &mut DeviceVisitor<'_>) -> c_int;
 }
 
 /// A bio being completed, as seen by `end_io`.
+///
+/// # Invariants
+///
+/// `ptr` is a live bio of the target `target`, completing; `status` is its
+/// completion status that device-mapper passed to `end_io`. Until `taken`
+/// is set, device-mapper owns the bio's completion (and the pending bio
+/// keeps the target alive); once set, the target owns it, and `keep` holds a
+/// counted reference so the target's state outlives the `end_io` call.
 pub(crate) struct EndIoBio<'a, T: TargetOps> {
     ptr: NonNull<raw::bio>,
     status: &'a mut raw::blk_status_t,
+    target: TargetBorrow<'a, T>,
     taken: bool,
-    _target: core::marker::PhantomData<T>,
+    keep: Option<TargetRef<T>>,
 }
 
 impl<T: TargetOps> EndIoBio<'_, T> {
@@ -172,27 +186,37 @@ impl<T: TargetOps> EndIoBio<'_, T> {
         self.opf() & raw::REQ_RAHEAD != 0
     }
 
-    /// Takes the bio back to send it again: restores it from `rec` (made by
-    /// [`DmBio::record`] before it was remapped) and clears its status. The
-    /// caller must then return [`EndIoResult::Incomplete`].
-    pub(crate) fn take_restored(&mut self, rec: &super::bio::BioRecord) -> Option<DmBio<T>> {
+    /// Takes the bio back to send it again: restores what its last
+    /// [`DmBio::remap`] changed (recorded by the binding in the bio's own
+    /// per-bio data) and clears its status. Returns `None` if the bio was
+    /// already taken or was never remapped (nothing to restore).
+    pub(crate) fn take_restored(&mut self) -> Option<DmBio<T>> {
+        // SAFETY: The bio is a live `T` bio, so its per-bio data is an
+        // initialised `PerBio<T>`; the completing bio is this callback's.
+        if self.taken || !unsafe { (*per_bio::<T>(self.ptr)).record.is_set() } {
+            return None;
+        }
         let bio = self.take()?;
-        // SAFETY: The bio is ours again and live; `rec` holds its own fields
-        // from before the remap.
+        // SAFETY: The bio is ours again and live; its per-bio record holds
+        // its own fields from before its last remap (checked above).
         unsafe {
-            raw::dmrs_bio_restore(rec.raw(), bio.as_ptr());
+            let rec = &mut (*per_bio::<T>(self.ptr)).record;
+            raw::dmrs_bio_restore(rec.take_raw(), bio.as_ptr());
             (*bio.as_ptr()).bi_status = raw::BLK_STS_OK;
         }
         *self.status = raw::BLK_STS_OK;
         Some(bio)
     }
 
-    /// Takes the bio back to finish it later (the caller must then return
-    /// [`EndIoResult::Incomplete`]). Returns `None` if already taken.
+    /// Takes the bio back to finish it later. Returns `None` if already
+    /// taken.
     pub(crate) fn take(&mut self) -> Option<DmBio<T>> {
         if self.taken {
             return None;
         }
+        // The bio may complete for good elsewhere before `end_io` returns;
+        // the state must outlive the call that borrows it.
+        self.keep = Some(self.target.to_ref());
         self.taken = true;
         // SAFETY: With `DM_ENDIO_INCOMPLETE`, device-mapper leaves the bio to
         // the target, so the target owns its completion.
@@ -202,8 +226,11 @@ impl<T: TargetOps> EndIoBio<'_, T> {
 
 /// The per-bio data device-mapper reserves for a `T` target.
 pub(crate) struct PerBio<T: TargetOps> {
-    /// The target's state, valid while the bio is in flight.
-    pub(crate) target: *const T,
+    /// The target's state (the address of its owner's box), valid while the
+    /// bio is in flight.
+    pub(crate) target: *const c_void,
+    /// The bio as it was before its last remap, to send it again.
+    pub(crate) record: super::bio::BioRecord,
     pub(crate) data: T::BioData,
 }
 
@@ -224,9 +251,10 @@ pub(crate) unsafe fn per_bio<T: TargetOps>(bio: NonNull<raw::bio>) -> *mut PerBi
 ///
 /// As [`per_bio`]; the bio must have been seen by `map` of a target whose
 /// state is still alive (it is while any of its bios is in flight).
-pub(crate) unsafe fn bio_target<'a, T: TargetOps>(bio: NonNull<raw::bio>) -> ArcBorrow<'a, T> {
-    // SAFETY: `map` stored the `Arc` pointer; the target outlives its bios.
-    unsafe { ArcBorrow::from_raw((*per_bio::<T>(bio)).target) }
+pub(crate) unsafe fn bio_target<'a, T: TargetOps>(bio: NonNull<raw::bio>) -> TargetBorrow<'a, T> {
+    // SAFETY: `map` stored the owner's pointer; device-mapper destroys no
+    // target while one of its bios is in flight.
+    unsafe { TargetState::borrow_raw((*per_bio::<T>(bio)).target) }
 }
 
 /// The target under construction, as seen by the constructor.
@@ -495,11 +523,12 @@ unsafe fn collect_args<'a>(argc: c_uint, argv: *mut *mut c_char) -> Result<KVec<
 ///
 /// # Safety
 ///
-/// `ti` must be a target of type `T` between constructor and destructor.
-unsafe fn state<'a, T: TargetOps>(ti: *mut raw::dm_target) -> ArcBorrow<'a, T> {
-    // SAFETY: The constructor stored `Arc::into_raw` in `private`, and it
-    // stays there until the destructor.
-    unsafe { ArcBorrow::from_raw((*ti).private as *const T) }
+/// `ti` must be a target of type `T` between constructor and destructor,
+/// and `'a` must end before its destructor takes the state back.
+unsafe fn state<'a, T: TargetOps>(ti: *mut raw::dm_target) -> TargetBorrow<'a, T> {
+    // SAFETY: The constructor stored `TargetState::into_raw` in `private`,
+    // and it stays there until the destructor.
+    unsafe { TargetState::borrow_raw((*ti).private) }
 }
 
 /// Device-mapper's `ctr` callback for `T`.
@@ -527,7 +556,7 @@ unsafe extern "C" fn ctr_callback<T: TargetOps>(
     let mut setup = TargetSetup { ti };
     match T::ctr(&mut setup, &args) {
         Ok(state) => {
-            setup.ti.private = Arc::into_raw(state).cast_mut().cast();
+            setup.ti.private = state.into_raw();
             0
         }
         Err(e) => {
@@ -544,12 +573,18 @@ unsafe extern "C" fn ctr_callback<T: TargetOps>(
 /// Device-mapper calls it with a target of type `T` (constructed, except
 /// for `ctr`) and arguments valid for the duration of the call.
 unsafe extern "C" fn dtr_callback<T: TargetOps>(ti: *mut raw::dm_target) {
-    // SAFETY: `ti` is a constructed `T` target being destroyed.
+    // SAFETY: `ti` is a constructed `T` target being destroyed; the borrow
+    // ends with the call.
     T::dtr(unsafe { state::<T>(ti) });
-    // SAFETY: This takes back the reference the constructor stored.
-    drop(unsafe { Arc::from_raw((*ti).private as *const T) });
+    // SAFETY: This takes back the owner the constructor stored; device-mapper
+    // calls no other callback of the target from here on.
+    let owner = unsafe { TargetState::<T>::from_raw((*ti).private) };
     // SAFETY: `ti` is valid; nothing reads `private` after this.
     unsafe { (*ti).private = core::ptr::null_mut() };
+    // Waits until no work item, I/O or copy completion holds a reference,
+    // then drops the state here, in the destructor's process context, while
+    // the target (whose devices the state puts) is still alive.
+    drop(owner);
 }
 
 /// Device-mapper's `map` callback for `T`.
@@ -570,7 +605,8 @@ unsafe extern "C" fn map_callback<T: TargetOps>(
     // SAFETY: device-mapper reserved `per_io_data_size` bytes for this bio.
     unsafe {
         per_bio::<T>(bio).write(PerBio {
-            target: &*this as *const T,
+            target: this.as_raw(),
+            record: super::bio::BioRecord::unset(),
             data: T::BioData::default(),
         })
     };
@@ -610,16 +646,24 @@ unsafe extern "C" fn end_io_callback<T: TargetOps>(
     };
     // SAFETY: `ti` is a constructed `T` target.
     let this = unsafe { state::<T>(ti) };
+    // INVARIANT: device-mapper passes a completing bio of this target and
+    // its status; it owns the completion until the target takes it.
     let mut eb = EndIoBio {
         ptr,
         // SAFETY: device-mapper passes a valid status to update.
         status: unsafe { &mut *error },
+        target: this,
         taken: false,
-        _target: core::marker::PhantomData,
+        keep: None,
     };
-    match T::end_io(this, &mut eb) {
+    let r = T::end_io(this, &mut eb);
+    if eb.taken {
+        // The target finishes the bio (and `eb.keep` is dropped only now,
+        // after the last use of `this`).
+        return raw::DM_ENDIO_INCOMPLETE as c_int;
+    }
+    match r {
         EndIoResult::Done => raw::DM_ENDIO_DONE as c_int,
-        EndIoResult::Incomplete => raw::DM_ENDIO_INCOMPLETE as c_int,
         EndIoResult::Requeue => raw::DM_ENDIO_REQUEUE as c_int,
     }
 }

@@ -5,12 +5,12 @@
 use super::bio::DmBio;
 use super::dm::{bio_target, LegDevice, TargetOps};
 use super::raw;
+use super::target::TargetBorrow;
 use core::ffi::c_void;
 use core::ptr::NonNull;
 use kernel::alloc::VVec;
 use kernel::ffi::c_ulong;
 use kernel::prelude::*;
-use kernel::sync::ArcBorrow;
 
 /// Bytes per sector, the unit of [`IoRegion`] lengths.
 const SECTOR_BYTES: u64 = 512;
@@ -28,7 +28,7 @@ pub(crate) enum SyncMem<'a> {
 pub(crate) trait BioIoDone: TargetOps {
     /// `bio`'s dm-io request finished; bit `i` of `error_bits` is set if the
     /// I/O to region `i` failed. Runs in interrupt context: must not sleep.
-    fn bio_io_done(this: ArcBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64);
+    fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64);
 }
 
 /// An area of one device for dm-io.
@@ -221,9 +221,11 @@ unsafe extern "C" fn bio_notify<T: BioIoDone>(error: c_ulong, context: *mut c_vo
         return;
     };
     // SAFETY: The context is the `T` bio handed to `submit_bio_to_all`, whose
-    // target lives while it is in flight.
-    let this = unsafe { bio_target::<T>(bio) };
+    // target lives while it is in flight. The counted reference keeps the
+    // state alive for the whole callback, also after the callback has
+    // completed the bio (which lets device-mapper destroy the target).
+    let this = unsafe { bio_target::<T>(bio) }.to_ref();
     // SAFETY: The request is over; its bio's completion is ours again.
     let bio = unsafe { DmBio::from_raw(bio) };
-    T::bio_io_done(this, bio, error as u64);
+    T::bio_io_done(this.borrow(), bio, error as u64);
 }

@@ -5,6 +5,7 @@
  */
 #include <linux/blk-integrity.h>
 #include <linux/ioprio.h>
+#include <linux/wait_bit.h>
 
 #include "helpers.h"
 
@@ -73,4 +74,21 @@ void dmrs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags)
 unsigned short dmrs_ioprio_default(void)
 {
 	return IOPRIO_DEFAULT;
+}
+
+/* Sleeps until *var reads zero (acquire); woken by dmrs_wake_up_var(var). */
+void dmrs_wait_var_zero(unsigned long *var)
+{
+	wait_var_event(var, smp_load_acquire(var) == 0);
+}
+
+/*
+ * Wakes whoever waits in dmrs_wait_var_zero(var). The barrier orders the
+ * caller's store to *var before wake_up_var()'s lockless look at the wait
+ * queue, as wake_up_var() requires. *var itself is not read: it may be freed.
+ */
+void dmrs_wake_up_var(void *var)
+{
+	smp_mb();
+	wake_up_var(var);
 }

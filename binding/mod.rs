@@ -43,6 +43,7 @@ pub(crate) mod gfp;
 pub(crate) mod kcopyd;
 pub(crate) mod kmem;
 pub(crate) mod lock;
+pub(crate) mod target;
 pub(crate) mod wq;
 
 /// Turns a pointer returned by a C constructor into a `NonNull`, mapping an
