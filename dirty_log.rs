@@ -26,9 +26,9 @@
 //! [`flush`] and [`resume`], with no spinlock held, under the sleeping
 //! `MirrorSet::log_buf` mutex that owns the I/O buffer.
 
-use crate::binding::dm::LegDevice;
-use crate::binding::dmio::{IoClient, IoRegion, SyncMem};
-use crate::binding::raw::{req_op_REQ_OP_READ, req_op_REQ_OP_WRITE, REQ_PREFLUSH, REQ_SYNC};
+use crate::binding::bio::ReqOp;
+use crate::binding::dm::TargetDevice;
+use crate::binding::dmio::{IoClient, IoError, IoRegion, SyncMem};
 use crate::disk_log_format::{
     bits_to_disk, buffer_len, buffer_sectors, resume_plan, ResumePlan, Touched,
 };
@@ -178,7 +178,7 @@ impl MirrorLog {
 
 /// The log device of a disk log.
 pub(crate) struct DiskLogDev {
-    pub(crate) dev: LegDevice,
+    pub(crate) dev: TargetDevice,
     /// dm-io client for the log's own (synchronous) I/O.
     io: IoClient,
     /// Sectors read and written at once, from sector 0.
@@ -188,7 +188,7 @@ pub(crate) struct DiskLogDev {
 impl DiskLogDev {
     /// Checks that `dev` can hold the log of `nr_regions` regions and
     /// returns it with the zeroed I/O buffer (vmalloc'ed, as the C log's).
-    pub(crate) fn new(dev: LegDevice, nr_regions: u32) -> Result<(Self, VVec<u8>)> {
+    pub(crate) fn new(dev: TargetDevice, nr_regions: u32) -> Result<(Self, VVec<u8>)> {
         let len = buffer_len(nr_regions, dev.logical_block_size()).ok_or(EINVAL)?;
         let needed = len as u64;
         if needed > dev.size_sectors().saturating_mul(512) {
@@ -211,20 +211,16 @@ impl DiskLogDev {
         ))
     }
 
-    fn rw(&self, write: bool, buf: &mut VVec<u8>) -> core::result::Result<(), u64> {
-        let op = if write {
-            req_op_REQ_OP_WRITE
-        } else {
-            req_op_REQ_OP_READ
-        };
+    fn rw(&self, write: bool, buf: &mut VVec<u8>) -> core::result::Result<(), IoError> {
+        let op = if write { ReqOp::WRITE } else { ReqOp::READ };
         let region = [IoRegion::new(&self.dev, 0, self.sectors)];
         self.io.sync_io(&region, op, SyncMem::Vmalloc(buf))
     }
 
-    fn preflush(&self) -> core::result::Result<(), u64> {
+    fn preflush(&self) -> core::result::Result<(), IoError> {
         let region = [IoRegion::new(&self.dev, 0, 0)];
         self.io
-            .sync_io(&region, req_op_REQ_OP_WRITE | REQ_PREFLUSH, SyncMem::None)
+            .sync_io(&region, ReqOp::WRITE.preflush(), SyncMem::None)
     }
 }
 
@@ -265,10 +261,11 @@ fn flush_legs(ms: &MirrorSet) -> Result {
         *slot = IoRegion::new(&leg.dev, 0, 0);
     }
     let regions = regions.get(..ms.legs.len()).unwrap_or(&[]);
-    let opf = req_op_REQ_OP_WRITE | REQ_PREFLUSH | REQ_SYNC;
-    match ms.io_client.sync_io(regions, opf, SyncMem::None) {
+    let op = ReqOp::WRITE.preflush().sync();
+    match ms.io_client.sync_io(regions, op, SyncMem::None) {
         Ok(()) => Ok(()),
-        Err(bits) => {
+        Err(e) => {
+            let bits = e.failed_regions(ms.legs.len());
             for i in 0..ms.legs.len() {
                 if bits & (1 << i) != 0 {
                     ms.fail_leg(i, crate::ErrorKind::Flush);

@@ -15,10 +15,7 @@
 // `pin_init!` of `MirrorSet` expands one macro level per field.
 #![recursion_limit = "256"]
 
-/// The unsafe binding layer. It is the API the target is written against,
-/// sized for the whole target (read retries, per-bio data, GFP_NOIO
-/// allocation), so not every item is called yet.
-#[allow(dead_code)]
+/// The unsafe binding layer: the API the target is written against.
 mod binding;
 mod dirty_log;
 /// The disk log's on-disk format and resume rules (kernel-free, host-tested
@@ -39,11 +36,12 @@ mod region_state;
 mod table;
 
 use binding::bio::{DmBio, Op, Status};
+use binding::bounded_writer::BoundedWriter;
 use binding::dm::{
-    CtrError, DeviceVisitor, EndIoBio, EndIoResult, LegDevice, MapResult, Registration, StatusType,
-    Target, TargetOps, TargetSetup,
+    CtrError, DeviceVisitor, EndIoBio, MapResult, Registration, StatusType, Target, TargetDevice,
+    TargetOps, TargetSetup, VisitStop,
 };
-use binding::dmio::{BioIoDone, IoClient};
+use binding::dmio::{IoClient, IoDone};
 use binding::kcopyd::KcopydClient;
 use binding::lock::{new_irq_spinlock, IrqSpinLock};
 use binding::target::{TargetBorrow, TargetState};
@@ -53,7 +51,6 @@ use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering}
 use dirty_log::{new_log, DirtyLog, DiskLogDev, MirrorLog};
 use kernel::alloc::VVec;
 use kernel::c_str;
-use kernel::ffi::c_int;
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, new_spinlock, CondVar, Mutex, SpinLock};
 use kernel::workqueue::{impl_has_work, new_work, Work};
@@ -150,7 +147,7 @@ impl LegErrorCounts {
 
 /// One leg of the mirror.
 pub(crate) struct Leg {
-    pub(crate) dev: LegDevice,
+    pub(crate) dev: TargetDevice,
     /// Start of the mirrored data on the device, in sectors.
     pub(crate) offset: u64,
     pub(crate) errors: LegErrorCounts,
@@ -459,6 +456,7 @@ fn ctr_err(e: table::TableError) -> CtrError {
     CtrError::inval(e.message())
 }
 
+#[vtable]
 impl TargetOps for MirrorSet {
     type BioData = BioData;
 
@@ -601,7 +599,7 @@ impl TargetOps for MirrorSet {
         }
     }
 
-    fn end_io(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+    fn end_io(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) {
         if bio.is_read() {
             return Self::read_done(this, bio);
         }
@@ -610,7 +608,6 @@ impl TargetOps for MirrorSet {
                 kmirrord::wake(this);
             }
         }
-        EndIoResult::Done
     }
 
     fn presuspend(this: TargetBorrow<'_, Self>) {
@@ -650,15 +647,11 @@ impl TargetOps for MirrorSet {
         kmirrord::wake(this);
     }
 
-    fn message(
-        this: TargetBorrow<'_, Self>,
-        args: &[&str],
-        out: &mut table::BoundedWriter<'_>,
-    ) -> Result {
+    fn message(this: TargetBorrow<'_, Self>, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
         this.message(args, out)
     }
 
-    fn status(this: TargetBorrow<'_, Self>, ty: StatusType, out: &mut table::BoundedWriter<'_>) {
+    fn status(this: TargetBorrow<'_, Self>, ty: StatusType, out: &mut BoundedWriter<'_>) {
         // A full buffer truncates the line; device-mapper then retries with
         // a bigger one.
         let _ = match ty {
@@ -668,26 +661,26 @@ impl TargetOps for MirrorSet {
         };
     }
 
-    fn iterate_devices(this: TargetBorrow<'_, Self>, visit: &mut DeviceVisitor<'_>) -> c_int {
+    fn iterate_devices(
+        this: TargetBorrow<'_, Self>,
+        visit: &mut DeviceVisitor<'_>,
+    ) -> core::result::Result<(), VisitStop> {
         let len = this.target.len();
         for leg in this.legs.iter() {
-            let ret = visit.visit(&leg.dev, leg.offset, len);
-            if ret != 0 {
-                return ret;
-            }
+            visit.visit(&leg.dev, leg.offset, len)?;
         }
-        0
+        Ok(())
     }
 }
 
 impl MirrorSet {
     /// A read completed. A failed one is counted against its leg and, if
     /// another leg can serve it, handed to kmirrord to be sent there.
-    fn read_done(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
+    fn read_done(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) {
         let st = bio.status();
         // A failed read-ahead says little about the leg (C ignores it too).
         if st.is_ok() || st == Status::NOTSUPP || bio.is_readahead() {
-            return EndIoResult::Done;
+            return;
         }
         let failed = bio.data().read_leg;
         let event = this.fail_leg(failed, ErrorKind::Read);
@@ -707,7 +700,7 @@ impl MirrorSet {
             if event {
                 kmirrord::wake(this);
             }
-            return EndIoResult::Done;
+            return;
         }
         if let Some(retry) = bio.take_restored() {
             // Taken back: kmirrord sends it again (the binding keeps the set
@@ -715,12 +708,11 @@ impl MirrorSet {
             this.queues.lock().reads.push(retry);
             kmirrord::wake(this);
         }
-        EndIoResult::Done
     }
 
     /// `dmsetup message <dev> 0 ...`: `stats`, `fail_atomic <n>`,
     /// `pool_selftest <n>`.
-    fn message(&self, args: &[&str], out: &mut table::BoundedWriter<'_>) -> Result {
+    fn message(&self, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
         let st = &self.regions.stats;
         match args {
             ["stats"] => {
@@ -756,7 +748,7 @@ impl MirrorSet {
     /// pool's reserve used up and atomic allocations failing, the entries
     /// still come (from the blocking kmalloc fallback) instead of waiting on
     /// the pool.
-    fn pool_selftest(&self, n: u32, out: &mut table::BoundedWriter<'_>) -> Result {
+    fn pool_selftest(&self, n: u32, out: &mut BoundedWriter<'_>) -> Result {
         if n == 0 || n > 1_000_000 {
             return Err(EINVAL);
         }
@@ -787,7 +779,7 @@ impl MirrorSet {
     }
 }
 
-impl BioIoDone for MirrorSet {
+impl IoDone for MirrorSet {
     fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64) {
         if error_bits == 0 {
             bio.endio(Status::OK);

@@ -20,10 +20,9 @@
 //! raising one sleeps, and failures are seen in interrupt context.
 
 use crate::binding::bio::Status;
-use crate::binding::bio::{BioList, DmBio, Op};
+use crate::binding::bio::{BioList, DmBio, Op, ReqOp};
 use crate::binding::dmio::IoRegion;
 use crate::binding::kcopyd::CopyDone;
-use crate::binding::raw::{blk_opf_t, req_op_REQ_OP_DISCARD, req_op_REQ_OP_WRITE};
 use crate::binding::target::{TargetBorrow, TargetRef};
 use crate::dirty_log::DirtyLog;
 use crate::region_hash::{ensure_region, FreeList};
@@ -311,13 +310,12 @@ fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>, failures: &mut BioL
 
 /// Sends `bio` to every leg with one dm-io request.
 fn write_all_legs(ms: &MirrorSet, bio: DmBio<MirrorSet>) {
-    let discard = bio.op() == Op::Discard;
-    let base: blk_opf_t = if discard {
-        req_op_REQ_OP_DISCARD
+    let base = if bio.op() == Op::Discard {
+        ReqOp::DISCARD
     } else {
-        req_op_REQ_OP_WRITE
+        ReqOp::WRITE
     };
-    let opf = base | bio.flush_fua_flags();
+    let op = base.with(bio.cache_flags());
     let count = bio.sectors();
     let mut regions = [IoRegion::empty(); MAX_LEGS];
     for (slot, leg) in regions.iter_mut().zip(ms.legs.iter()) {
@@ -330,5 +328,5 @@ fn write_all_legs(ms: &MirrorSet, bio: DmBio<MirrorSet>) {
         *slot = IoRegion::new(&leg.dev, sector, count);
     }
     let regions = regions.get(..ms.legs.len()).unwrap_or(&[]);
-    ms.io_client.submit_bio_to_all(bio, regions, opf, discard);
+    ms.io_client.submit_bio(bio, regions, op);
 }

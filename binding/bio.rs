@@ -7,7 +7,7 @@
 //! [`DmBio::endio`]. A handle dropped without either completes the bio with an
 //! I/O error, so a bio can never be lost silently.
 
-use super::dm::{LegDevice, TargetOps};
+use super::dm::{TargetDevice, TargetOps};
 use super::raw;
 use core::marker::PhantomData;
 use core::ptr::NonNull;
@@ -24,6 +24,49 @@ pub(crate) enum Op {
     /// Anything else (write-zeroes, secure erase, zone operations...).
     Other,
 }
+
+/// A request operation with its flags, for I/O a target issues itself
+/// through dm-io or kcopyd.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ReqOp(raw::blk_opf_t);
+
+impl ReqOp {
+    /// Read.
+    pub(crate) const READ: ReqOp = ReqOp(raw::req_op_REQ_OP_READ);
+    /// Write.
+    pub(crate) const WRITE: ReqOp = ReqOp(raw::req_op_REQ_OP_WRITE);
+    /// Discard.
+    pub(crate) const DISCARD: ReqOp = ReqOp(raw::req_op_REQ_OP_DISCARD);
+
+    /// Flush the device's volatile cache before the request.
+    pub(crate) const fn preflush(self) -> ReqOp {
+        ReqOp(self.0 | raw::REQ_PREFLUSH)
+    }
+
+    /// Someone waits for the request (an I/O scheduler hint).
+    pub(crate) const fn sync(self) -> ReqOp {
+        ReqOp(self.0 | raw::REQ_SYNC)
+    }
+
+    /// The request also carries `flags` (taken from a bio).
+    pub(crate) const fn with(self, flags: CacheFlags) -> ReqOp {
+        ReqOp(self.0 | flags.0)
+    }
+
+    /// Whether the operation is a discard.
+    pub(crate) const fn is_discard(self) -> bool {
+        self.0 & raw::REQ_OP_MASK == raw::req_op_REQ_OP_DISCARD
+    }
+
+    pub(super) const fn raw(self) -> raw::blk_opf_t {
+        self.0
+    }
+}
+
+/// The cache flags of a bio (PREFLUSH and FUA), to pass on to the requests
+/// that carry its data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CacheFlags(raw::blk_opf_t);
 
 /// Completion status of a bio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,8 +208,8 @@ impl<T: TargetOps> DmBio<T> {
     }
 
     /// The PREFLUSH and FUA flags of the bio.
-    pub(crate) fn flush_fua_flags(&self) -> raw::blk_opf_t {
-        self.opf() & (raw::REQ_PREFLUSH | raw::REQ_FUA)
+    pub(crate) fn cache_flags(&self) -> CacheFlags {
+        CacheFlags(self.opf() & (raw::REQ_PREFLUSH | raw::REQ_FUA))
     }
 
     /// First sector addressed, in the mapped device's sector space.
@@ -187,7 +230,7 @@ impl<T: TargetOps> DmBio<T> {
     /// Sends the bio to `leg` at `sector` (a sector of that device). The
     /// caller then returns it to device-mapper as remapped. What the remap
     /// changes is recorded first, for [`super::dm::EndIoBio::take_restored`].
-    pub(crate) fn remap(&mut self, leg: &LegDevice, sector: u64) {
+    pub(crate) fn remap(&mut self, leg: &TargetDevice, sector: u64) {
         // SAFETY: The bio is live and owned (type invariant), its per-bio data
         // an initialised `PerBio<T>` that only this handle accesses.
         unsafe {
@@ -252,12 +295,11 @@ impl<T: TargetOps> Drop for DmBio<T> {
 ///
 /// # Invariants
 ///
-/// `head..tail` is a `bi_next` chain of `len` bios each satisfying
+/// `head..tail` is a `bi_next` chain of bios each satisfying
 /// [`DmBio`]'s invariants and owned by the list.
 pub(crate) struct BioList<T: TargetOps> {
     head: *mut raw::bio,
     tail: *mut raw::bio,
-    len: usize,
     _target: PhantomData<T>,
 }
 
@@ -270,17 +312,12 @@ impl<T: TargetOps> BioList<T> {
         Self {
             head: core::ptr::null_mut(),
             tail: core::ptr::null_mut(),
-            len: 0,
             _target: PhantomData,
         }
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.head.is_null()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.len
     }
 
     /// Appends a bio.
@@ -297,7 +334,6 @@ impl<T: TargetOps> BioList<T> {
             }
         }
         self.tail = ptr;
-        self.len += 1;
     }
 
     /// Removes the first bio.
@@ -311,7 +347,6 @@ impl<T: TargetOps> BioList<T> {
         if self.head.is_null() {
             self.tail = core::ptr::null_mut();
         }
-        self.len -= 1;
         // SAFETY: The bio came out of the list, which owned it.
         Some(unsafe { DmBio::from_raw(ptr) })
     }
@@ -333,7 +368,6 @@ impl<T: TargetOps> BioList<T> {
             unsafe { (*self.tail).bi_next = other.head };
         }
         self.tail = other.tail;
-        self.len += other.len;
         // `other`'s bios belong to `self` now: don't let its drop fail them.
         core::mem::forget(other);
     }

@@ -10,11 +10,13 @@
 //! drops it after every [`TargetRef`] to it is gone (see `target.rs`).
 
 use super::bio::{DmBio, Status};
+use super::bounded_writer::BoundedWriter;
 use super::raw;
 use super::target::{TargetBorrow, TargetRef, TargetState};
-use crate::table::BoundedWriter;
 use core::ffi::c_void;
 use core::ptr::NonNull;
+use kernel::build_error;
+use kernel::error::VTABLE_DEFAULT_ERROR;
 use kernel::ffi::{c_char, c_int, c_uint};
 use kernel::prelude::*;
 use kernel::str::CString;
@@ -28,18 +30,6 @@ pub(crate) enum MapResult<T: TargetOps> {
     Submitted,
     /// Device-mapper should fail the bio.
     Kill(DmBio<T>),
-    /// Device-mapper should requeue the bio.
-    Requeue(DmBio<T>),
-}
-
-/// What `end_io` decided about a completed bio it did not take back (a bio
-/// taken with [`EndIoBio::take`] or [`EndIoBio::take_restored`] is the
-/// target's to finish, whatever `end_io` returns).
-pub(crate) enum EndIoResult {
-    /// Let the completion go on with the (possibly changed) status.
-    Done,
-    /// Device-mapper should requeue the bio.
-    Requeue,
 }
 
 /// The kind of status line asked for.
@@ -73,10 +63,16 @@ impl CtrError {
 
 /// The operations of a device-mapper target.
 ///
+/// A `#[vtable]` trait: device-mapper gets a callback only for the optional
+/// operations the target implements (`HAS_*`), as for a C `target_type`
+/// that leaves the others NULL. `ctr`, `map` and `status` are required; the
+/// binding always installs `dtr`, which drops the state.
+///
 /// The callbacks borrow the target's state for their duration; work that
 /// outlives a callback takes a [`TargetRef`] with [`TargetBorrow::to_ref`].
 /// Device-mapper calls no callback during or after `dtr`, and the state is
 /// dropped in the destructor once every [`TargetRef`] is gone.
+#[vtable]
 pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
     /// Data device-mapper keeps with each bio for the target.
     type BioData: Default + Send;
@@ -94,40 +90,54 @@ pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
     /// Maps a bio.
     fn map(this: TargetBorrow<'_, Self>, bio: DmBio<Self>) -> MapResult<Self>;
 
-    /// Sees a bio complete; may take it back for a retry.
-    fn end_io(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) -> EndIoResult {
-        let _ = (this, bio);
-        EndIoResult::Done
+    /// Sees a bio complete. It may take the bio back ([`EndIoBio::take`]),
+    /// e.g. to retry it; then the target finishes it, else device-mapper
+    /// goes on completing it with its (possibly changed) status.
+    fn end_io(_this: TargetBorrow<'_, Self>, _bio: &mut EndIoBio<'_, Self>) {
+        build_error(VTABLE_DEFAULT_ERROR)
     }
 
     /// Start of a suspend: stop background work.
-    fn presuspend(this: TargetBorrow<'_, Self>) {
-        let _ = this;
+    fn presuspend(_this: TargetBorrow<'_, Self>) {
+        build_error(VTABLE_DEFAULT_ERROR)
     }
 
     /// End of a suspend: all I/O has been drained.
-    fn postsuspend(this: TargetBorrow<'_, Self>) {
-        let _ = this;
+    fn postsuspend(_this: TargetBorrow<'_, Self>) {
+        build_error(VTABLE_DEFAULT_ERROR)
     }
 
     /// Resume after a suspend, or the first activation.
-    fn resume(this: TargetBorrow<'_, Self>) {
-        let _ = this;
+    fn resume(_this: TargetBorrow<'_, Self>) {
+        build_error(VTABLE_DEFAULT_ERROR)
     }
 
     /// Writes a status or table line.
     fn status(this: TargetBorrow<'_, Self>, ty: StatusType, out: &mut BoundedWriter<'_>);
 
     /// Handles `dmsetup message`.
-    fn message(this: TargetBorrow<'_, Self>, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
-        let _ = (this, args, out);
-        Err(EINVAL)
+    fn message(
+        _this: TargetBorrow<'_, Self>,
+        _args: &[&str],
+        _out: &mut BoundedWriter<'_>,
+    ) -> Result {
+        build_error(VTABLE_DEFAULT_ERROR)
     }
 
-    /// Calls `visit` for each device and the area of it the target uses;
-    /// stops at the first non-zero return.
-    fn iterate_devices(this: TargetBorrow<'_, Self>, visit: &mut DeviceVisitor<'_>) -> c_int;
+    /// Calls [`DeviceVisitor::visit`] for each device and the area of it the
+    /// target uses, and stops where the visitor asks to.
+    fn iterate_devices(
+        _this: TargetBorrow<'_, Self>,
+        _visit: &mut DeviceVisitor<'_>,
+    ) -> core::result::Result<(), VisitStop> {
+        build_error(VTABLE_DEFAULT_ERROR)
+    }
 }
+
+/// A device visitor's request to stop: the non-zero value of device-mapper's
+/// callout, handed back to it as the result of `iterate_devices`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct VisitStop(c_int);
 
 /// A bio being completed, as seen by `end_io`.
 ///
@@ -152,23 +162,11 @@ impl<T: TargetOps> EndIoBio<'_, T> {
         Status::from_raw(*self.status)
     }
 
-    /// Changes the completion status.
-    pub(crate) fn set_status(&mut self, s: Status) {
-        *self.status = s.raw();
-    }
-
     /// The target's per-bio data.
     pub(crate) fn data(&self) -> &T::BioData {
         // SAFETY: The bio is a live `T` bio, so its per-bio data is an
         // initialised `PerBio<T>`.
         unsafe { &(*per_bio::<T>(self.ptr)).data }
-    }
-
-    /// The target's per-bio data, mutably.
-    pub(crate) fn data_mut(&mut self) -> &mut T::BioData {
-        // SAFETY: As in `data`; device-mapper hands the completing bio to
-        // this callback alone.
-        unsafe { &mut (*per_bio::<T>(self.ptr)).data }
     }
 
     fn opf(&self) -> raw::blk_opf_t {
@@ -278,7 +276,7 @@ impl TargetSetup<'_> {
     }
 
     /// Opens a device named by the table (a path or `major:minor`).
-    pub(crate) fn get_device(&self, path: &str) -> Result<LegDevice> {
+    pub(crate) fn get_device(&self, path: &str) -> Result<TargetDevice> {
         let cpath = CString::try_from_fmt(fmt!("{}", path))?;
         let ti = self.ti as *const raw::dm_target as *mut raw::dm_target;
         let mut dev: *mut raw::dm_dev = core::ptr::null_mut();
@@ -293,7 +291,7 @@ impl TargetSetup<'_> {
         }
         let dev = NonNull::new(dev).ok_or(ENODEV)?;
         // INVARIANT: `dm_get_device` succeeded, we own one reference.
-        Ok(LegDevice {
+        Ok(TargetDevice {
             dev,
             ti: NonNull::from(&*self.ti),
         })
@@ -373,17 +371,17 @@ impl Target {
 /// # Invariants
 ///
 /// `dev` is a reference obtained by `dm_get_device` for the live target `ti`.
-pub(crate) struct LegDevice {
+pub(crate) struct TargetDevice {
     dev: NonNull<raw::dm_dev>,
     ti: NonNull<raw::dm_target>,
 }
 
 // SAFETY: The device reference may be used and put from any thread.
-unsafe impl Send for LegDevice {}
+unsafe impl Send for TargetDevice {}
 // SAFETY: Only read-only access is offered.
-unsafe impl Sync for LegDevice {}
+unsafe impl Sync for TargetDevice {}
 
-impl LegDevice {
+impl TargetDevice {
     pub(crate) fn bdev(&self) -> *mut raw::block_device {
         // SAFETY: `dev` is live (type invariant).
         unsafe { self.dev.as_ref().bdev }
@@ -416,7 +414,7 @@ impl LegDevice {
     }
 }
 
-impl Drop for LegDevice {
+impl Drop for TargetDevice {
     fn drop(&mut self) {
         // SAFETY: We own this reference of the live target's device.
         unsafe { raw::dm_put_device(self.ti.as_ptr(), self.dev.as_ptr()) };
@@ -432,13 +430,24 @@ pub(crate) struct DeviceVisitor<'a> {
 }
 
 impl DeviceVisitor<'_> {
-    /// Reports that the target uses `len` sectors of `dev` from `start`.
-    pub(crate) fn visit(&mut self, dev: &LegDevice, start: u64, len: u64) -> c_int {
-        match self.f {
+    /// Reports that the target uses `len` sectors of `dev` from `start`;
+    /// an error means the iteration is to stop there.
+    pub(crate) fn visit(
+        &mut self,
+        dev: &TargetDevice,
+        start: u64,
+        len: u64,
+    ) -> core::result::Result<(), VisitStop> {
+        let ret = match self.f {
             // SAFETY: device-mapper gave us this callout with its data, for
             // this target; `dev` is one of the target's devices.
             Some(f) => unsafe { f(self.ti, dev.as_ptr(), start, len, self.data) },
             None => 0,
+        };
+        if ret == 0 {
+            Ok(())
+        } else {
+            Err(VisitStop(ret))
         }
     }
 }
@@ -472,13 +481,37 @@ impl<T: TargetOps> Registration<T> {
             ctr: Some(ctr_callback::<T>),
             dtr: Some(dtr_callback::<T>),
             map: Some(map_callback::<T>),
-            end_io: Some(end_io_callback::<T>),
-            presuspend: Some(presuspend_callback::<T>),
-            postsuspend: Some(postsuspend_callback::<T>),
-            resume: Some(resume_callback::<T>),
+            end_io: if T::HAS_END_IO {
+                Some(end_io_callback::<T>)
+            } else {
+                None
+            },
+            presuspend: if T::HAS_PRESUSPEND {
+                Some(presuspend_callback::<T>)
+            } else {
+                None
+            },
+            postsuspend: if T::HAS_POSTSUSPEND {
+                Some(postsuspend_callback::<T>)
+            } else {
+                None
+            },
+            resume: if T::HAS_RESUME {
+                Some(resume_callback::<T>)
+            } else {
+                None
+            },
             status: Some(status_callback::<T>),
-            message: Some(message_callback::<T>),
-            iterate_devices: Some(iterate_devices_callback::<T>),
+            message: if T::HAS_MESSAGE {
+                Some(message_callback::<T>)
+            } else {
+                None
+            },
+            iterate_devices: if T::HAS_ITERATE_DEVICES {
+                Some(iterate_devices_callback::<T>)
+            } else {
+                None
+            },
             ..Default::default()
         };
         let mut tt = KBox::pin(tt, GFP_KERNEL)?;
@@ -623,10 +656,6 @@ unsafe extern "C" fn map_callback<T: TargetOps>(
             b.into_raw();
             raw::DM_MAPIO_KILL as c_int
         }
-        MapResult::Requeue(b) => {
-            b.into_raw();
-            raw::DM_MAPIO_REQUEUE as c_int
-        }
     }
 }
 
@@ -656,15 +685,13 @@ unsafe extern "C" fn end_io_callback<T: TargetOps>(
         taken: false,
         keep: None,
     };
-    let r = T::end_io(this, &mut eb);
+    T::end_io(this, &mut eb);
     if eb.taken {
         // The target finishes the bio (and `eb.keep` is dropped only now,
         // after the last use of `this`).
-        return raw::DM_ENDIO_INCOMPLETE as c_int;
-    }
-    match r {
-        EndIoResult::Done => raw::DM_ENDIO_DONE as c_int,
-        EndIoResult::Requeue => raw::DM_ENDIO_REQUEUE as c_int,
+        raw::DM_ENDIO_INCOMPLETE as c_int
+    } else {
+        raw::DM_ENDIO_DONE as c_int
     }
 }
 
@@ -794,5 +821,8 @@ unsafe extern "C" fn iterate_devices_callback<T: TargetOps>(
         _life: core::marker::PhantomData,
     };
     // SAFETY: `ti` is a constructed `T` target.
-    T::iterate_devices(unsafe { state::<T>(ti) }, &mut visitor)
+    match T::iterate_devices(unsafe { state::<T>(ti) }, &mut visitor) {
+        Ok(()) => 0,
+        Err(VisitStop(ret)) => ret,
+    }
 }

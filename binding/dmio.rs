@@ -2,11 +2,12 @@
 
 //! dm-io: one request writing a bio's data to several devices at once.
 
-use super::bio::DmBio;
-use super::dm::{bio_target, LegDevice, TargetOps};
+use super::bio::{DmBio, ReqOp};
+use super::dm::{bio_target, TargetDevice, TargetOps};
 use super::raw;
 use super::target::TargetBorrow;
 use core::ffi::c_void;
+use core::marker::PhantomData;
 use core::ptr::NonNull;
 use kernel::alloc::VVec;
 use kernel::ffi::c_ulong;
@@ -25,34 +26,72 @@ pub(crate) enum SyncMem<'a> {
 }
 
 /// A target that learns when its dm-io requests on bios complete.
-pub(crate) trait BioIoDone: TargetOps {
+pub(crate) trait IoDone: TargetOps {
     /// `bio`'s dm-io request finished; bit `i` of `error_bits` is set if the
     /// I/O to region `i` failed. Runs in interrupt context: must not sleep.
     fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64);
 }
 
-/// An area of one device for dm-io.
+/// An area of one device for dm-io, borrowing the device.
+///
+/// # Invariants
+///
+/// `region.bdev` is null (an empty placeholder, `count` 0) or the block
+/// device of a [`TargetDevice`] borrowed for `'a`.
 #[derive(Clone, Copy)]
 #[repr(transparent)]
-pub(crate) struct IoRegion(raw::dm_io_region);
+pub(crate) struct IoRegion<'a> {
+    region: raw::dm_io_region,
+    _dev: PhantomData<&'a TargetDevice>,
+}
 
-impl IoRegion {
+impl<'a> IoRegion<'a> {
     /// No area at all (a placeholder in fixed-size arrays).
     pub(crate) const fn empty() -> Self {
-        IoRegion(raw::dm_io_region {
-            bdev: core::ptr::null_mut(),
-            sector: 0,
-            count: 0,
-        })
+        // INVARIANT: A null device with no sectors.
+        IoRegion {
+            region: raw::dm_io_region {
+                bdev: core::ptr::null_mut(),
+                sector: 0,
+                count: 0,
+            },
+            _dev: PhantomData,
+        }
     }
 
-    /// `count` sectors of `leg` from `sector` (of that device).
-    pub(crate) fn new(leg: &LegDevice, sector: u64, count: u64) -> Self {
-        IoRegion(raw::dm_io_region {
-            bdev: leg.bdev(),
-            sector,
-            count,
-        })
+    /// `count` sectors of `dev` from `sector` (of that device).
+    pub(crate) fn new(dev: &'a TargetDevice, sector: u64, count: u64) -> Self {
+        // INVARIANT: `dev` is borrowed for `'a`.
+        IoRegion {
+            region: raw::dm_io_region {
+                bdev: dev.bdev(),
+                sector,
+                count,
+            },
+            _dev: PhantomData,
+        }
+    }
+}
+
+/// Why a synchronous dm-io request failed.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum IoError {
+    /// The request was not made (arguments that do not fit, or dm-io could
+    /// not set it up): nothing was read or written.
+    Refused,
+    /// The I/O to the regions whose bits are set failed (bit `i` for region
+    /// `i`).
+    Failed(u64),
+}
+
+impl IoError {
+    /// The regions that cannot be assumed done, as bits: for a request that
+    /// was not made, every one of the `nr` regions.
+    pub(crate) fn failed_regions(self, nr: usize) -> u64 {
+        match self {
+            IoError::Refused => u64::MAX.checked_shr(64 - nr.min(64) as u32).unwrap_or(0),
+            IoError::Failed(bits) => bits,
+        }
     }
 }
 
@@ -80,28 +119,21 @@ impl IoClient {
         })
     }
 
-    /// Writes `bio` (its data, or just its flush) to every region, or
-    /// discards the regions if `bio` is a discard. Asynchronous: completion
-    /// is reported through [`BioIoDone::bio_io_done`]. `opf` is the request
-    /// operation and flags.
-    pub(crate) fn submit_bio_to_all<T: BioIoDone>(
-        &self,
-        bio: DmBio<T>,
-        regions: &[IoRegion],
-        opf: raw::blk_opf_t,
-        discard: bool,
-    ) {
+    /// Writes `bio` (its data, or just its flush) to every region with
+    /// `op`, or discards the regions if `op` is a discard. Asynchronous:
+    /// completion is reported through [`IoDone::bio_io_done`].
+    pub(crate) fn submit_bio<T: IoDone>(&self, bio: DmBio<T>, regions: &[IoRegion<'_>], op: ReqOp) {
         let nr = regions.len() as u32;
         let bio = bio.into_raw();
         let mut mem = raw::dm_io_memory::default();
-        if discard {
+        if op.is_discard() {
             mem.type_ = raw::dm_io_mem_type_DM_IO_KMEM;
         } else {
             mem.type_ = raw::dm_io_mem_type_DM_IO_BIO;
             mem.ptr.bio = bio.as_ptr();
         }
         let mut req = raw::dm_io_request {
-            bi_opf: opf,
+            bi_opf: op.raw(),
             mem,
             notify: raw::dm_io_notify {
                 fn_: Some(bio_notify::<T>),
@@ -135,41 +167,40 @@ impl IoClient {
 }
 
 impl IoClient {
-    /// Reads or writes `regions` (`opf`: operation and flags) with `mem`
-    /// and waits for the result. Sleeps: process context only, no spinlock
-    /// held. On failure, returns the failed regions as bits (bit `i` for
-    /// region `i`; all bits if the request could not be made at all).
+    /// Reads or writes `regions` with `op` and `mem` and waits for the
+    /// result. Sleeps: process context only, no spinlock held.
     pub(crate) fn sync_io(
         &self,
-        regions: &[IoRegion],
-        opf: raw::blk_opf_t,
+        regions: &[IoRegion<'_>],
+        op: ReqOp,
         mem: SyncMem<'_>,
-    ) -> core::result::Result<(), u64> {
+    ) -> core::result::Result<(), IoError> {
         let mut req_mem = raw::dm_io_memory::default();
         match mem {
             SyncMem::None => {
-                if regions.iter().any(|r| r.0.count != 0) {
-                    return Err(u64::MAX);
+                if regions.iter().any(|r| r.region.count != 0) {
+                    return Err(IoError::Refused);
                 }
                 req_mem.type_ = raw::dm_io_mem_type_DM_IO_KMEM;
                 req_mem.ptr.addr = core::ptr::null_mut();
             }
             SyncMem::Vmalloc(buf) => {
                 let len = buf.len() as u64;
-                let fits = |r: &IoRegion| {
-                    r.0.count
+                let fits = |r: &IoRegion<'_>| {
+                    r.region
+                        .count
                         .checked_mul(SECTOR_BYTES)
                         .is_some_and(|b| b <= len)
                 };
                 if len == 0 || !regions.iter().all(fits) {
-                    return Err(u64::MAX);
+                    return Err(IoError::Refused);
                 }
                 req_mem.type_ = raw::dm_io_mem_type_DM_IO_VMA;
                 req_mem.ptr.vma = buf.as_mut_ptr().cast();
             }
         }
         let mut req = raw::dm_io_request {
-            bi_opf: opf,
+            bi_opf: op.raw(),
             mem: req_mem,
             notify: raw::dm_io_notify {
                 fn_: None,
@@ -194,10 +225,10 @@ impl IoClient {
             )
         };
         if error_bits != 0 {
-            return Err(error_bits as u64);
+            return Err(IoError::Failed(error_bits as u64));
         }
         if ret != 0 {
-            return Err(u64::MAX);
+            return Err(IoError::Refused);
         }
         Ok(())
     }
@@ -210,17 +241,17 @@ impl Drop for IoClient {
     }
 }
 
-/// dm-io's completion callback for requests made by `submit_bio_to_all`.
+/// dm-io's completion callback for requests made by [`IoClient::submit_bio`].
 ///
 /// # Safety
 ///
 /// `context` must be the raw pointer of a `T` bio whose dm-io request has
 /// just finished (or was refused), and whose completion nobody else owns.
-unsafe extern "C" fn bio_notify<T: BioIoDone>(error: c_ulong, context: *mut c_void) {
+unsafe extern "C" fn bio_notify<T: IoDone>(error: c_ulong, context: *mut c_void) {
     let Some(bio) = NonNull::new(context.cast::<raw::bio>()) else {
         return;
     };
-    // SAFETY: The context is the `T` bio handed to `submit_bio_to_all`, whose
+    // SAFETY: The context is the `T` bio handed to `submit_bio`, whose
     // target lives while it is in flight. The counted reference keeps the
     // state alive for the whole callback, also after the callback has
     // completed the bio (which lets device-mapper destroy the target).

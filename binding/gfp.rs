@@ -16,8 +16,6 @@ impl Gfp {
     pub(crate) const NOIO: Gfp = Gfp(raw::GFP_NOIO);
     /// Never sleeps; may use the atomic reserves.
     pub(crate) const ATOMIC: Gfp = Gfp(raw::GFP_ATOMIC);
-    /// Never sleeps and does not touch the reserves.
-    pub(crate) const NOWAIT: Gfp = Gfp(raw::GFP_NOWAIT);
     /// Ordinary process-context allocation (table load, not the I/O path).
     pub(crate) const KERNEL: Gfp = Gfp(raw::GFP_KERNEL);
 
@@ -29,11 +27,6 @@ impl Gfp {
     /// Failure is expected and handled: do not warn about it.
     pub(crate) const fn nowarn(self) -> Gfp {
         Gfp(self.0 | raw::__GFP_NOWARN)
-    }
-
-    /// The memory is zeroed.
-    pub(crate) const fn zeroed(self) -> Gfp {
-        Gfp(self.0 | raw::__GFP_ZERO)
     }
 
     /// The raw flag bits.

@@ -50,8 +50,8 @@ impl KcopydClient {
     /// small context with GFP_NOIO; if that fails, `done` is given back.
     pub(crate) fn copy<D: CopyDone>(
         &self,
-        from: IoRegion,
-        dests: &[IoRegion],
+        from: IoRegion<'_>,
+        dests: &[IoRegion<'_>],
         ignore_errors: bool,
         done: D,
     ) -> Result<(), D> {
@@ -68,7 +68,7 @@ impl KcopydClient {
         unsafe {
             raw::dm_kcopyd_copy(
                 self.ptr.as_ptr(),
-                (&mut from as *mut IoRegion).cast(),
+                (&mut from as *mut IoRegion<'_>).cast(),
                 dests.len() as u32,
                 dests.as_ptr() as *mut raw::dm_io_region,
                 flags,

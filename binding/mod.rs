@@ -37,6 +37,9 @@ pub(crate) mod raw {
 }
 
 pub(crate) mod bio;
+/// Shared with the host test crate, hence `pub` items (some used there only).
+#[allow(unreachable_pub, dead_code)]
+pub(crate) mod bounded_writer;
 pub(crate) mod dm;
 pub(crate) mod dmio;
 pub(crate) mod gfp;

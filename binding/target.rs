@@ -266,11 +266,6 @@ impl<'a, T> TargetBorrow<'a, T> {
         let p: *const TargetBox<T> = self.b;
         p.cast()
     }
-
-    /// The state, for all of `'a`.
-    pub(crate) fn get(self) -> &'a T {
-        &self.b.state
-    }
 }
 
 impl<T> Deref for TargetBorrow<'_, T> {

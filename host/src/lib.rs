@@ -9,6 +9,11 @@
 #[path = "../../table.rs"]
 pub mod table;
 
+/// The status and message text buffer of the device-mapper binding (shared
+/// with the kernel module).
+#[path = "../../binding/bounded_writer.rs"]
+pub mod bounded_writer;
+
 /// The per-region state machine of the region hash (shared with the kernel
 /// module).
 #[path = "../../region_state.rs"]

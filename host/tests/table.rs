@@ -1,9 +1,10 @@
 //! Tests of the mirror table parser and formatter shared with the kernel.
 
 use core::fmt::Write;
+use dm_mirror_rs_host::bounded_writer::BoundedWriter;
 use dm_mirror_rs_host::table::{
-    health_char, parse, write_status, write_table, write_table_log, BoundedWriter, LegArg,
-    LegErrors, LogArgs, LogKind, LogStatus, MirrorTable, SyncMode, TableError, MAX_LEGS, MIN_LEGS,
+    health_char, parse, write_status, write_table, write_table_log, LegArg, LegErrors, LogArgs,
+    LogKind, LogStatus, MirrorTable, SyncMode, TableError, MAX_LEGS, MIN_LEGS,
 };
 
 /// A target length used by most tests: 1 GiB in sectors.
