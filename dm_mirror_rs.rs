@@ -42,10 +42,10 @@ use binding::dm::{
     TargetOps, TargetSetup, VisitStop,
 };
 use binding::dmio::{IoClient, IoDone};
+use binding::gaps::lock::{new_irq_spinlock, IrqSpinLock};
+use binding::gaps::wq::OwnedQueue;
 use binding::kcopyd::KcopydClient;
-use binding::lock::{new_irq_spinlock, IrqSpinLock};
 use binding::target::{TargetBorrow, TargetState};
-use binding::wq::OwnedQueue;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU8, AtomicUsize, Ordering};
 use dirty_log::{new_log, DirtyLog, DiskLogDev, MirrorLog};

@@ -10,8 +10,8 @@
 //! waits on the pool. Both paths are counted; the counts are readable with
 //! `dmsetup message <dev> 0 stats`.
 
-use crate::binding::gfp::Gfp;
-use crate::binding::kmem::{KmallocPool, PoolBox};
+use crate::binding::gaps::gfp::Gfp;
+use crate::binding::gaps::kmem::{KmallocPool, PoolBox};
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;

@@ -21,7 +21,7 @@
 //! because write completions (interrupt context) decrement pending counts.
 
 use crate::binding::bio::BioList;
-use crate::binding::kmem::PoolBox;
+use crate::binding::gaps::kmem::PoolBox;
 use crate::dirty_log::DirtyLog;
 use crate::region_state::{RegionEntry, Update, WriteRoute};
 use crate::MirrorSet;

@@ -4,8 +4,8 @@
 //! to recover out-of-sync regions.
 
 use super::dmio::IoRegion;
-use super::gfp::Gfp;
-use super::kmem::KmBox;
+use super::gaps::gfp::Gfp;
+use super::gaps::kmem::KmBox;
 use super::raw;
 use core::ffi::c_void;
 use core::ptr::NonNull;

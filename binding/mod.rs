@@ -1,11 +1,16 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The binding layer of dm-mirror-rs.
+//! The binding layer of dm-mirror-rs: safe device-mapper abstractions, and
+//! nothing of the mirror.
 //!
-//! Linux 6.12's `kernel` crate has no device-mapper, bio, dm-io, mempool or
-//! owned-workqueue abstractions. This folder holds the thin, safe wrappers the
-//! mirror target is written against. All `unsafe` code of the module lives
-//! here; the target, region hash, dirty log and kmirrord are safe Rust.
+//! Linux 6.12's `kernel` crate has no device-mapper, bio, dm-io or kcopyd
+//! abstractions. This folder holds them (`dm`, `target`, `bio`, `dmio`,
+//! `kcopyd`, `bounded_writer`), written so they could be posted as
+//! "rust: device-mapper abstractions", and, apart in `gaps/`, what only
+//! fills gaps of 6.12's kernel crate (GFP-explicit boxes and mempools, an
+//! interrupt-safe spinlock, an owned workqueue). All `unsafe` code of the
+//! module lives here; the target, region hash, dirty log and kmirrord are
+//! safe Rust and use no raw binding.
 //!
 //! Layouts and prototypes come from bindgen, run by `Kbuild` over the kernel's
 //! own headers (`binding/bindings.h`) with the kernel's own C flags. A few
@@ -42,12 +47,9 @@ pub(crate) mod bio;
 pub(crate) mod bounded_writer;
 pub(crate) mod dm;
 pub(crate) mod dmio;
-pub(crate) mod gfp;
+pub(crate) mod gaps;
 pub(crate) mod kcopyd;
-pub(crate) mod kmem;
-pub(crate) mod lock;
 pub(crate) mod target;
-pub(crate) mod wq;
 
 /// Turns a pointer returned by a C constructor into a `NonNull`, mapping an
 /// `ERR_PTR` to its errno and a null pointer to `ENOMEM`.

@@ -6,7 +6,7 @@
 //! completion callbacks touch (they may run in interrupt context) needs
 //! `spin_lock_irqsave()`, which this type provides.
 
-use super::raw;
+use crate::binding::raw;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
@@ -19,7 +19,7 @@ use kernel::types::Opaque;
 /// Creates an [`IrqSpinLock`] initialiser with a lock class of its own.
 macro_rules! new_irq_spinlock {
     ($inner:expr, $name:literal) => {
-        $crate::binding::lock::IrqSpinLock::new(
+        $crate::binding::gaps::lock::IrqSpinLock::new(
             $inner,
             kernel::c_str!($name),
             kernel::static_lock_class!(),

@@ -8,7 +8,7 @@
 //! or a plain kmalloc — and gives it back to the right place on drop.
 
 use super::gfp::Gfp;
-use super::raw;
+use crate::binding::raw;
 use core::ffi::c_void;
 use core::marker::PhantomData;
 use core::mem::{align_of, size_of};

@@ -2,7 +2,7 @@
 
 //! Allocation flags the `kernel` crate cannot express (it has no `GFP_NOIO`).
 
-use super::raw;
+use crate::binding::raw;
 
 /// A set of GFP flags for a kernel allocation.
 ///

@@ -10,7 +10,7 @@
 //! work item is not destroyed there: its destruction is handed to the
 //! system's unbound queue, with a work item allocated when the queue was.
 
-use super::raw;
+use crate::binding::raw;
 use core::ptr::NonNull;
 use kernel::c_str;
 use kernel::prelude::*;

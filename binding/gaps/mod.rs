@@ -1,0 +1,17 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What Linux 6.12's `kernel` crate lacks and the target needs, kept apart
+//! from the device-mapper abstractions so each piece can be dropped for the
+//! kernel's own type once the kernel has one:
+//!
+//! | here | why | the kernel's own, where it exists |
+//! |---|---|---|
+//! | `gfp::Gfp` | `GFP_NOIO`, `__GFP_NOFAIL`, `__GFP_NOWARN` (the crate's `Flags` cannot be built outside it) | `kernel::alloc::flags` (no `GFP_NOIO` yet) |
+//! | `kmem::KmBox`, `kmem::KmallocPool`, `kmem::PoolBox` | boxes allocated with explicit GFP flags; the C mempool | none (no mempool abstraction) |
+//! | `lock::IrqSpinLock` | `spin_lock_irqsave()` for state shared with bio completions | `kernel::sync::SpinLockIrq` (newer kernels) |
+//! | `wq::OwnedQueue` | a workqueue of the module's own (`WQ_MEM_RECLAIM`) | `kernel::workqueue::OwnedQueue`-like types in newer kernels; 6.12 has the system queues only |
+
+pub(crate) mod gfp;
+pub(crate) mod kmem;
+pub(crate) mod lock;
+pub(crate) mod wq;
