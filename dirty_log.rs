@@ -42,7 +42,7 @@ use kernel::prelude::*;
 /// What the region hash needs from a dirty log, under its lock. (kmirrord
 /// also uses the log's resync scan, sync count and resume, inherent to each
 /// log type.) Making the log persistent is not part of it: that may sleep,
-/// so kmirrord does it with no spinlock held (see `kmirrord::flush_log`).
+/// so kmirrord does it with no spinlock held (see [`flush`]).
 pub(crate) trait DirtyLog {
     /// Whether `region` is known to be identical on every leg.
     fn in_sync(&self, region: u32) -> bool;
@@ -158,6 +158,7 @@ impl MirrorLog {
     fn fail_flush(&mut self, buf: &mut [u8]) {
         self.flush_failed = true;
         self.bits.mark_all_unclean();
+        // The buffer was sized for these bits at table load.
         let _ = bits_to_disk(self.bits.clean_bits(), buf);
     }
 

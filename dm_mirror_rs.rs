@@ -258,7 +258,8 @@ impl MirrorSet {
     }
 
     pub(crate) fn copy_started(&self) {
-        *self.copies.lock() += 1;
+        let mut c = self.copies.lock();
+        *c = c.saturating_add(1);
     }
 
     pub(crate) fn copy_ended(&self) {

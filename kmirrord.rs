@@ -22,6 +22,7 @@
 use crate::binding::bio::Status;
 use crate::binding::bio::{BioList, DmBio, Op, ReqOp};
 use crate::binding::dmio::IoRegion;
+use crate::binding::gaps::io_error_ratelimit;
 use crate::binding::kcopyd::CopyDone;
 use crate::binding::target::{TargetBorrow, TargetRef};
 use crate::dirty_log::DirtyLog;
@@ -29,6 +30,7 @@ use crate::region_hash::{ensure_region, FreeList};
 use crate::region_state::WriteRoute;
 use crate::{ErrorKind, MirrorSet, MAX_LEGS};
 use core::sync::atomic::Ordering;
+use kernel::prelude::*;
 use kernel::workqueue::WorkItem;
 
 /// Regions recovered at the same time.
@@ -114,7 +116,7 @@ fn do_reads(ms: &MirrorSet, mut reads: BioList<MirrorSet>) {
     while let Some(mut bio) = reads.pop() {
         match ms.choose_read_leg(&bio) {
             Some(leg) if ms.remap_read(&mut bio, leg) => bio.submit_remapped(),
-            _ => bio.endio(crate::binding::bio::Status::IOERR),
+            _ => bio.endio(Status::IOERR),
         }
     }
 }
@@ -128,8 +130,10 @@ fn update_states(ms: &MirrorSet, requeue: &mut BioList<MirrorSet>) {
         rh.log.sync_count()
     };
     drop(freed);
-    // Clears and recovery results become persistent (a failure is seen by
-    // the status, and by the next write batch's flush).
+    // Clears and recovery results become persistent. The result is not
+    // needed here (the C region hash ignores it too): a failed log device
+    // already shows in the status and raised a table event, and the next
+    // write batch's flush fails again and holds or fails the writes.
     let _ = crate::dirty_log::flush(ms);
     let all_in_sync = in_sync == u64::from(ms.geo.nr_regions());
     if all_in_sync && !ms.in_sync.swap(true, Ordering::Relaxed) {
@@ -218,7 +222,7 @@ fn start_copy(ms: &TargetRef<MirrorSet>, key: u32) {
         } else if let (Some(d), Some(l)) = (dests.get_mut(n), dest_legs.get_mut(n)) {
             *d = region;
             *l = i as u8;
-            n += 1;
+            n = n.saturating_add(1);
         }
     }
     let Some(from) = from else {
@@ -254,8 +258,8 @@ fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>, failures: &mut BioL
         }
         let key = ms.geo.region_of(bio.sector());
         if ensure_region(ms, key).is_err() {
-            // Only possible if the NOFAIL fallback failed: fail the write.
-            drop(bio);
+            // Only possible if the NOFAIL fallback failed.
+            fail_write(bio, "no memory for its region entry");
             continue;
         }
         let mut g = ms.rh.lock();
@@ -271,8 +275,10 @@ fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>, failures: &mut BioL
             }
             Some(WriteRoute::Delayed) => rh.hash.delay(key, bio),
             None => {
+                // ensure_region just made the entry, and only kmirrord
+                // removes entries: not expected.
                 drop(g);
-                drop(bio);
+                fail_write(bio, "its region entry is missing");
             }
         }
     }
@@ -299,13 +305,21 @@ fn do_writes(ms: &MirrorSet, mut writes: BioList<MirrorSet>, failures: &mut BioL
     }
     while let Some(mut bio) = default_only.pop() {
         let Some(leg) = ms.default_leg() else {
-            drop(bio);
+            fail_write(bio, "the mirror has no leg");
             continue;
         };
         let sector = leg.offset + ms.geo.target_offset(bio.sector());
         bio.remap(&leg.dev, sector);
         bio.submit_remapped();
     }
+}
+
+/// Completes a write that cannot be issued with an I/O error.
+fn fail_write(bio: DmBio<MirrorSet>, why: &str) {
+    if io_error_ratelimit() {
+        pr_err!("failing a write at sector {}: {}\n", bio.sector(), why);
+    }
+    bio.endio(Status::IOERR);
 }
 
 /// Sends `bio` to every leg with one dm-io request.

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
 // Region bitsets and the core dirty log's logic, kernel-free so the host
-// crate can test them. The storage (`KVec<u64>` in the kernel, `Vec<u64>` on
+// crate can test them. The storage (`VVec<u64>` in the kernel, `Vec<u64>` on
 // the host) is the caller's, behind [`WordStore`]. Bit `i` is bit `i % 64`
 // of word `i / 64`, which is also the little-endian on-disk order of the C
 // dm-log's bitsets.

@@ -189,7 +189,7 @@ impl RegionHash {
         };
         region.next = slot.take();
         *slot = Some(region);
-        self.count += 1;
+        self.count = self.count.saturating_add(1);
         None
     }
 
@@ -241,7 +241,7 @@ impl RegionHash {
             return false;
         };
         r.entry.begin_recovery();
-        self.recovering += 1;
+        self.recovering = self.recovering.saturating_add(1);
         true
     }
 
@@ -257,7 +257,7 @@ impl RegionHash {
                 };
                 if r.entry.try_start_copy() {
                     *slot = r.key;
-                    n += 1;
+                    n = n.saturating_add(1);
                 }
                 cur = r.next.as_deref_mut();
             }
@@ -280,14 +280,14 @@ impl RegionHash {
         log: &mut dyn DirtyLog,
         release: &mut BioList<MirrorSet>,
     ) -> u32 {
-        let mut n = 0;
+        let mut n = 0u32;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.as_deref_mut();
             while let Some(r) = cur {
                 if r.entry.abandon_recovery() {
                     log.set_region_sync(r.key, false);
                     release.append(&mut r.delayed);
-                    n += 1;
+                    n = n.saturating_add(1);
                 }
                 cur = r.next.as_deref_mut();
             }
@@ -306,8 +306,8 @@ impl RegionHash {
         requeue: &mut BioList<MirrorSet>,
         freed: &mut FreeList,
     ) {
-        let mut ended = 0;
-        let mut removed = 0;
+        let mut ended = 0u32;
+        let mut removed = 0u32;
         for bucket in self.buckets.iter_mut() {
             // Rebuild the chain, keeping the entries that stay.
             let mut chain = bucket.take();
@@ -331,13 +331,13 @@ impl RegionHash {
                         if ok {
                             log.clear_region(r.key);
                         }
-                        ended += 1;
+                        ended = ended.saturating_add(1);
                         requeue.append(&mut r.delayed);
                         drop
                     }
                 };
                 if drop_it {
-                    removed += 1;
+                    removed = removed.saturating_add(1);
                     freed.push(r);
                 } else {
                     r.next = kept.take();
@@ -346,7 +346,7 @@ impl RegionHash {
             }
             *bucket = kept;
         }
-        self.count -= removed;
+        self.count = self.count.saturating_sub(removed);
         self.recovering = self.recovering.saturating_sub(ended);
     }
 }

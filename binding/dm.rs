@@ -223,6 +223,13 @@ impl<T: TargetOps> EndIoBio<'_, T> {
 }
 
 /// The per-bio data device-mapper reserves for a `T` target.
+///
+/// # Invariants
+///
+/// Written by `map_callback` before the bio is handed to the target:
+/// `target` is the state (owner's box) of the `T` target that mapped the
+/// bio, and `record`, when set, holds the bio's fields from before its last
+/// remap.
 pub(crate) struct PerBio<T: TargetOps> {
     /// The target's state (the address of its owner's box), valid while the
     /// bio is in flight.
@@ -422,6 +429,11 @@ impl Drop for TargetDevice {
 }
 
 /// The callback device-mapper passes to `iterate_devices`.
+///
+/// # Invariants
+///
+/// `f` and `data` are the callout and its data that device-mapper passed to
+/// `iterate_devices` for the target `ti`, valid for `'a` (the call).
 pub(crate) struct DeviceVisitor<'a> {
     ti: *mut raw::dm_target,
     f: raw::iterate_devices_callout_fn,
@@ -568,8 +580,9 @@ unsafe fn state<'a, T: TargetOps>(ti: *mut raw::dm_target) -> TargetBorrow<'a, T
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it while loading a table, with `ti` a target of type
+/// `T` being constructed (its `private` not set yet) and `argv` holding
+/// `argc` NUL-terminated strings, all valid for the duration of the call.
 unsafe extern "C" fn ctr_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     argc: c_uint,
@@ -603,8 +616,9 @@ unsafe extern "C" fn ctr_callback<T: TargetOps>(
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it once, when the table holding `ti` is destroyed,
+/// for a `T` target whose constructor succeeded; no other callback of the
+/// target runs during or after it, and no bio of it is in flight.
 unsafe extern "C" fn dtr_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target being destroyed; the borrow
     // ends with the call.
@@ -624,8 +638,9 @@ unsafe extern "C" fn dtr_callback<T: TargetOps>(ti: *mut raw::dm_target) {
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it under its SRCU read lock of the live table, with
+/// `ti` a constructed `T` target and `bio` a clone bio it hands to the
+/// target, with `per_io_data_size` bytes of per-bio data reserved.
 unsafe extern "C" fn map_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     bio: *mut raw::bio,
@@ -636,6 +651,7 @@ unsafe extern "C" fn map_callback<T: TargetOps>(
     // SAFETY: `ti` is a constructed `T` target.
     let this = unsafe { state::<T>(ti) };
     // SAFETY: device-mapper reserved `per_io_data_size` bytes for this bio.
+    // INVARIANT: the state of the target mapping the bio, nothing recorded.
     unsafe {
         per_bio::<T>(bio).write(PerBio {
             target: this.as_raw(),
@@ -663,8 +679,10 @@ unsafe extern "C" fn map_callback<T: TargetOps>(
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it when a bio the target remapped (or submitted with
+/// `submit_bio_noacct`) completes, with `ti` the constructed `T` target that
+/// mapped it and `error` pointing to its completion status; the bio's dm
+/// I/O stays pending, so the target stays alive, until the call returns.
 unsafe extern "C" fn end_io_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     bio: *mut raw::bio,
@@ -699,8 +717,8 @@ unsafe extern "C" fn end_io_callback<T: TargetOps>(
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it with `ti` a constructed `T` target, under the
+/// device's suspend lock, before it waits for the target's I/O to drain.
 unsafe extern "C" fn presuspend_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target.
     T::presuspend(unsafe { state::<T>(ti) });
@@ -710,8 +728,8 @@ unsafe extern "C" fn presuspend_callback<T: TargetOps>(ti: *mut raw::dm_target) 
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it with `ti` a constructed `T` target, under the
+/// device's suspend lock, after the target's I/O has drained.
 unsafe extern "C" fn postsuspend_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target.
     T::postsuspend(unsafe { state::<T>(ti) });
@@ -721,8 +739,8 @@ unsafe extern "C" fn postsuspend_callback<T: TargetOps>(ti: *mut raw::dm_target)
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it with `ti` a constructed `T` target, under the
+/// device's suspend lock, when the table is activated or resumed.
 unsafe extern "C" fn resume_callback<T: TargetOps>(ti: *mut raw::dm_target) {
     // SAFETY: `ti` is a constructed `T` target.
     T::resume(unsafe { state::<T>(ti) });
@@ -746,8 +764,8 @@ unsafe fn out_buffer<'a>(result: *mut c_char, maxlen: c_uint) -> Option<BoundedW
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it with `ti` a constructed `T` target of a table it
+/// holds a reference on, and `result` a buffer of `maxlen` bytes.
 unsafe extern "C" fn status_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     ty: raw::status_type_t,
@@ -773,8 +791,9 @@ unsafe extern "C" fn status_callback<T: TargetOps>(
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it with `ti` a constructed `T` target of the live
+/// table it holds, `argv` holding `argc` NUL-terminated strings and
+/// `result` a buffer of `maxlen` bytes, all valid during the call.
 unsafe extern "C" fn message_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     argc: c_uint,
@@ -807,13 +826,15 @@ unsafe extern "C" fn message_callback<T: TargetOps>(
 ///
 /// # Safety
 ///
-/// Device-mapper calls it with a target of type `T` (constructed, except
-/// for `ctr`) and arguments valid for the duration of the call.
+/// Device-mapper calls it with `ti` a constructed `T` target, and `f` with
+/// `data` a callout it expects to be called for the target's devices
+/// during the call.
 unsafe extern "C" fn iterate_devices_callback<T: TargetOps>(
     ti: *mut raw::dm_target,
     f: raw::iterate_devices_callout_fn,
     data: *mut c_void,
 ) -> c_int {
+    // INVARIANT: device-mapper passes the callout and data for this call.
     let mut visitor = DeviceVisitor {
         ti,
         f,

@@ -5,6 +5,7 @@
  */
 #include <linux/blk-integrity.h>
 #include <linux/ioprio.h>
+#include <linux/ratelimit.h>
 #include <linux/wait_bit.h>
 
 #include "helpers.h"
@@ -91,4 +92,13 @@ void dmrs_wake_up_var(void *var)
 {
 	smp_mb();
 	wake_up_var(var);
+}
+
+/* One ratelimit state (the kernel's defaults) for the module's I/O errors. */
+static DEFINE_RATELIMIT_STATE(dmrs_io_error_rs, DEFAULT_RATELIMIT_INTERVAL,
+			      DEFAULT_RATELIMIT_BURST);
+
+bool dmrs_io_error_ratelimit(void)
+{
+	return __ratelimit(&dmrs_io_error_rs);
 }

@@ -36,6 +36,7 @@ void dmrs_spin_lock_init(spinlock_t *lock, const char *name,
 			 struct lock_class_key *key);
 unsigned long dmrs_spin_lock_irqsave(spinlock_t *lock);
 void dmrs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
+bool dmrs_io_error_ratelimit(void);
 void dmrs_wait_var_zero(unsigned long *var);
 void dmrs_wake_up_var(void *var);
 
