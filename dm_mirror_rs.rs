@@ -42,6 +42,7 @@ use binding::dm::{
     TargetOps, TargetSetup, VisitStop,
 };
 use binding::dmio::{IoClient, IoDone};
+use binding::gaps::debugfs::{DebugDir, DebugFile};
 use binding::gaps::lock::{new_irq_spinlock, IrqSpinLock};
 use binding::gaps::wq::OwnedQueue;
 use binding::kcopyd::KcopydClient;
@@ -54,7 +55,7 @@ use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::{new_condvar, new_mutex, new_spinlock, CondVar, Mutex, SpinLock};
 use kernel::workqueue::{impl_has_work, new_work, Work};
-use mempool::FallbackPool;
+use mempool::{FallbackPool, PoolSelftest};
 use region_hash::{Region, RegionGeometry, RegionHash};
 use table::{Features, LegArg, LegErrors, LogArgs, LogKind, LogStatus, MirrorTable};
 
@@ -73,10 +74,34 @@ const VERSION: [u32; 3] = [1, 14, 0];
 
 struct DmMirrorModule {
     _reg: Registration<MirrorSet>,
+    // Test knobs: dropped after the registration, the file before its
+    // directory.
+    _pool_selftest: Option<DebugFile<PoolSelftest>>,
+    _debug_dir: Option<DebugDir>,
+}
+
+impl Drop for DmMirrorModule {
+    fn drop(&mut self) {
+        // No mirror is left: destroy the kmirrord queues that were dropped
+        // inside a work item (e.g. by a deferred remove).
+        binding::gaps::wq::reap_deferred();
+    }
 }
 
 impl kernel::Module for DmMirrorModule {
     fn init(module: &'static ThisModule) -> Result<Self> {
+        // Test knobs under /sys/kernel/debug/dm_mirror_rs (see mempool.rs);
+        // the module works without debugfs.
+        let debug_dir = DebugDir::new(c_str!("dm_mirror_rs"));
+        mempool::FAIL_REGION_ATOMIC.register(c_str!("fail_region_atomic"), debug_dir.as_ref());
+        let pool_selftest = match debug_dir.as_ref() {
+            Some(dir) => Some(DebugFile::new(
+                c_str!("pool_selftest"),
+                dir,
+                PoolSelftest::new()?,
+            )?),
+            None => None,
+        };
         let reg = Registration::<MirrorSet>::new(c_str!("mirror"), VERSION, module)?;
         pr_info!(
             "dm-mirror-rs {}.{}.{} registered as \"mirror\"\n",
@@ -84,7 +109,11 @@ impl kernel::Module for DmMirrorModule {
             VERSION[1],
             VERSION[2]
         );
-        Ok(Self { _reg: reg })
+        Ok(Self {
+            _reg: reg,
+            _pool_selftest: pool_selftest,
+            _debug_dir: debug_dir,
+        })
     }
 }
 
@@ -711,8 +740,7 @@ impl MirrorSet {
         }
     }
 
-    /// `dmsetup message <dev> 0 ...`: `stats`, `fail_atomic <n>`,
-    /// `pool_selftest <n>`.
+    /// `dmsetup message <dev> 0 stats`: the region allocation counters.
     fn message(&self, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
         let st = &self.regions.stats;
         match args {
@@ -734,49 +762,15 @@ impl MirrorSet {
                 )
                 .map_err(|_| ENOSPC)
             }
-            ["fail_atomic", n] => {
-                let n: u32 = n.parse().map_err(|_| EINVAL)?;
-                self.regions.set_fail_every(n);
-                Ok(())
+            _ => {
+                pr_warn!(
+                    "unrecognised message \"{}\" ({} words): the mirror knows \"stats\"\n",
+                    args.first().copied().unwrap_or(""),
+                    args.len()
+                );
+                Err(EINVAL)
             }
-            ["pool_selftest", n] => self.pool_selftest(n.parse().map_err(|_| EINVAL)?, out),
-            _ => Err(EINVAL),
         }
-    }
-
-    /// Takes `n` region entries through the same path kmirrord uses, holds
-    /// them all, then frees them; reports how each was obtained. With the
-    /// pool's reserve used up and atomic allocations failing, the entries
-    /// still come (from the blocking kmalloc fallback) instead of waiting on
-    /// the pool.
-    fn pool_selftest(&self, n: u32, out: &mut BoundedWriter<'_>) -> Result {
-        if n == 0 || n > 1_000_000 {
-            return Err(EINVAL);
-        }
-        let mut held = KVec::with_capacity(n as usize, GFP_KERNEL)?;
-        let (mut from_pool, mut fallback, mut atomic_failed) = (0u32, 0u32, 0u32);
-        for i in 0..n {
-            let r = match self.regions.alloc_atomic(Region::new(i)) {
-                Ok(r) => r,
-                Err(v) => {
-                    atomic_failed += 1;
-                    self.regions.alloc(v)?
-                }
-            };
-            if r.is_from_pool() {
-                from_pool += 1;
-            } else {
-                fallback += 1;
-            }
-            held.push(r, GFP_KERNEL)?;
-        }
-        drop(held);
-        write!(
-            out,
-            "allocated={} from_pool={} fallback={} atomic_failed={}",
-            n, from_pool, fallback, atomic_failed
-        )
-        .map_err(|_| ENOSPC)
     }
 }
 

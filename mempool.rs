@@ -9,12 +9,27 @@
 //! `kmalloc(GFP_NOIO | __GFP_NOFAIL)`, which may sleep in reclaim but never
 //! waits on the pool. Both paths are counted; the counts are readable with
 //! `dmsetup message <dev> 0 stats`.
+//!
+//! Test knobs, under debugfs (`/sys/kernel/debug/dm_mirror_rs/`):
+//! `fail_region_atomic/` is a fault point of the kernel's fault-injection
+//! framework that fails the atomic attempt (e.g. `interval` 3,
+//! `probability` 100, `times` -1: every third attempt), and writing `N` to
+//! `pool_selftest` takes N entries through the same two paths, holds them
+//! all, frees them, and shows how each was obtained.
 
+use crate::binding::bounded_writer::BoundedWriter;
+use crate::binding::gaps::debugfs::{DebugFileOps, FaultPoint};
 use crate::binding::gaps::gfp::Gfp;
 use crate::binding::gaps::kmem::{KmallocPool, PoolBox};
+use crate::region_hash::Region;
+use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 use kernel::sync::Arc;
+
+/// The test fault point that fails atomic region allocations (see the
+/// module documentation); registered at module load.
+pub(crate) static FAIL_REGION_ATOMIC: FaultPoint = FaultPoint::new();
 
 /// Elements the pool keeps in reserve (as the C region hash does).
 const MIN_REGIONS: u32 = 64;
@@ -26,7 +41,7 @@ pub(crate) struct AllocStats {
     pub(crate) atomic: AtomicU64,
     /// The atomic path failed; taken with GFP_NOIO | __GFP_NOFAIL.
     pub(crate) fallback: AtomicU64,
-    /// Atomic attempts skipped by the test fault point.
+    /// Atomic attempts failed by the test fault point.
     pub(crate) injected: AtomicU64,
 }
 
@@ -34,10 +49,6 @@ pub(crate) struct AllocStats {
 pub(crate) struct FallbackPool<T> {
     pool: Arc<KmallocPool<T>>,
     pub(crate) stats: AllocStats,
-    /// Test fault point: when non-zero, every n-th atomic attempt is treated
-    /// as failed (set with `dmsetup message <dev> 0 fail_atomic <n>`).
-    fail_every: AtomicU32,
-    attempts: AtomicU32,
 }
 
 impl<T> FallbackPool<T> {
@@ -45,28 +56,12 @@ impl<T> FallbackPool<T> {
         Ok(Self {
             pool: KmallocPool::new(MIN_REGIONS)?,
             stats: AllocStats::default(),
-            fail_every: AtomicU32::new(0),
-            attempts: AtomicU32::new(0),
         })
-    }
-
-    /// Sets the test fault point (0 disables it).
-    pub(crate) fn set_fail_every(&self, n: u32) {
-        self.fail_every.store(n, Ordering::Relaxed);
-    }
-
-    fn inject_failure(&self) -> bool {
-        let n = self.fail_every.load(Ordering::Relaxed);
-        if n == 0 {
-            return false;
-        }
-        let a = self.attempts.fetch_add(1, Ordering::Relaxed);
-        a % n == 0
     }
 
     /// Tries the pool without sleeping; gives `value` back if it is empty.
     pub(crate) fn alloc_atomic(&self, value: T) -> Result<PoolBox<T>, T> {
-        if self.inject_failure() {
+        if FAIL_REGION_ATOMIC.should_fail() {
             self.stats.injected.fetch_add(1, Ordering::Relaxed);
             return Err(value);
         }
@@ -88,5 +83,73 @@ impl<T> FallbackPool<T> {
                 KmallocPool::alloc_kmalloc(value, Gfp::NOIO.nofail()).map_err(|_| ENOMEM)
             }
         }
+    }
+}
+
+/// The `pool_selftest` debugfs file: a pool of its own, taken through the
+/// allocation paths kmirrord uses, and the result of the last run.
+pub(crate) struct PoolSelftest {
+    pool: FallbackPool<Region>,
+    /// allocated, from_pool, fallback, atomic_failed of the last run.
+    last: [AtomicU32; 4],
+}
+
+impl PoolSelftest {
+    pub(crate) fn new() -> Result<Self> {
+        Ok(Self {
+            pool: FallbackPool::new()?,
+            last: Default::default(),
+        })
+    }
+
+    /// Takes `n` region entries through the same path kmirrord uses, holds
+    /// them all, then frees them, counting how each was obtained. With the
+    /// pool's reserve used up and atomic allocations failing, the entries
+    /// still come (from the blocking kmalloc fallback) instead of waiting on
+    /// the pool.
+    fn run(&self, n: u32) -> Result<[u32; 4]> {
+        if n == 0 || n > 1_000_000 {
+            return Err(EINVAL);
+        }
+        let mut held = KVec::with_capacity(n as usize, GFP_KERNEL)?;
+        let (mut from_pool, mut fallback, mut atomic_failed) = (0u32, 0u32, 0u32);
+        for i in 0..n {
+            let r = match self.pool.alloc_atomic(Region::new(i)) {
+                Ok(r) => r,
+                Err(v) => {
+                    atomic_failed = atomic_failed.saturating_add(1);
+                    self.pool.alloc(v)?
+                }
+            };
+            if r.is_from_pool() {
+                from_pool = from_pool.saturating_add(1);
+            } else {
+                fallback = fallback.saturating_add(1);
+            }
+            held.push(r, GFP_KERNEL)?;
+        }
+        drop(held);
+        Ok([n, from_pool, fallback, atomic_failed])
+    }
+}
+
+impl DebugFileOps for PoolSelftest {
+    fn write(&self, input: &str) -> Result {
+        let n: u32 = input.parse().map_err(|_| EINVAL)?;
+        let result = self.run(n)?;
+        for (slot, v) in self.last.iter().zip(result) {
+            slot.store(v, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn show(&self, out: &mut BoundedWriter<'_>) {
+        let [n, from_pool, fallback, atomic_failed] =
+            self.last.each_ref().map(|v| v.load(Ordering::Relaxed));
+        // A line of under 100 bytes fits the file's buffer.
+        let _ = writeln!(
+            out,
+            "allocated={n} from_pool={from_pool} fallback={fallback} atomic_failed={atomic_failed}"
+        );
     }
 }

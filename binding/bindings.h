@@ -8,7 +8,10 @@
 #include <linux/bio.h>
 #include <linux/blk_types.h>
 #include <linux/blkdev.h>
+#include <linux/debugfs.h>
 #include <linux/device-mapper.h>
+#include <linux/fault-inject.h>
+#include <linux/fs.h>
 #include <linux/ioprio.h>
 #include <linux/dm-io.h>
 #include <linux/dm-kcopyd.h>

@@ -4,6 +4,7 @@
  * function or macro of the kernel so that Rust can call it.
  */
 #include <linux/blk-integrity.h>
+#include <linux/fault-inject.h>
 #include <linux/ioprio.h>
 #include <linux/ratelimit.h>
 #include <linux/wait_bit.h>
@@ -101,4 +102,21 @@ static DEFINE_RATELIMIT_STATE(dmrs_io_error_rs, DEFAULT_RATELIMIT_INTERVAL,
 bool dmrs_io_error_ratelimit(void)
 {
 	return __ratelimit(&dmrs_io_error_rs);
+}
+
+void dmrs_fault_attr_init(struct fault_attr *attr)
+{
+	*attr = (struct fault_attr)FAULT_ATTR_INITIALIZER;
+}
+
+void dmrs_fault_create_debugfs_attr(const char *name, struct dentry *parent,
+				    struct fault_attr *attr)
+{
+	/* An ERR_PTR when the kernel has no CONFIG_FAULT_INJECTION_DEBUG_FS. */
+	fault_create_debugfs_attr(name, parent, attr);
+}
+
+bool dmrs_should_fail(struct fault_attr *attr)
+{
+	return should_fail(attr, 1);
 }

@@ -37,6 +37,12 @@ void dmrs_spin_lock_init(spinlock_t *lock, const char *name,
 unsigned long dmrs_spin_lock_irqsave(spinlock_t *lock);
 void dmrs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 bool dmrs_io_error_ratelimit(void);
+struct fault_attr;
+struct dentry;
+void dmrs_fault_attr_init(struct fault_attr *attr);
+void dmrs_fault_create_debugfs_attr(const char *name, struct dentry *parent,
+				    struct fault_attr *attr);
+bool dmrs_should_fail(struct fault_attr *attr);
 void dmrs_wait_var_zero(unsigned long *var);
 void dmrs_wake_up_var(void *var);
 

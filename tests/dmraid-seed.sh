@@ -42,7 +42,7 @@ at_end "umount /mnt/seed 2>/dev/null"
 
 check "fill the filesystem" seed_fill /mnt/seed $SET "no faults"
 if [ "$DMRS_IMPL" != c ]; then
-	check "region pool: every 3rd atomic attempt fails" dmsetup message $SET 0 fail_atomic 3
+	check "region pool: every 3rd atomic attempt fails (fault point)" fail_atomic_every 3
 fi
 while [ "$written" -lt "$total" ]; do
 	seed_fill /mnt/seed $SET more || break
@@ -50,7 +50,7 @@ done
 check "wrote at least $total MiB through ext4 ($written MiB in $round rounds)" [ "$written" -ge "$total" ]
 if [ "$DMRS_IMPL" != c ]; then
 	check "the GFP_NOIO fallback was used" seed_fallbacks_used $SET
-	check "fault point off" dmsetup message $SET 0 fail_atomic 0
+	check "fault point off" fail_atomic_every 0
 fi
 check "umount" umount /mnt/seed
 check "fsck -n clean" e2fsck -f -n $M

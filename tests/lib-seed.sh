@@ -33,3 +33,17 @@ seed_fallbacks_used() {
 	f=$(echo "$s" | tr ' ' '\n' | sed -n 's/^region_alloc_fallback=//p')
 	[ "${f:-0}" -gt 0 ] || fail "no GFP_NOIO fallback happened: $s"
 }
+
+# Our region pool's test fault point (a fault_attr of the kernel's
+# fault-injection framework, under debugfs): fail_atomic_every N fails
+# every N-th atomic region allocation; N = 0 turns it off.
+DMRS_FAULT=/sys/kernel/debug/dm_mirror_rs/fail_region_atomic
+fail_atomic_every() {
+	[ -d $DMRS_FAULT ] || fail "no $DMRS_FAULT" || return 1
+	if [ "$1" = 0 ]; then
+		echo 0 > $DMRS_FAULT/probability
+		return
+	fi
+	echo 0 > $DMRS_FAULT/verbose && echo "$1" > $DMRS_FAULT/interval &&
+		echo -1 > $DMRS_FAULT/times && echo 100 > $DMRS_FAULT/probability
+}

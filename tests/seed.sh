@@ -36,7 +36,7 @@ at_end "failslab_off"
 check "fill the filesystem without forced failures" seed_fill /mnt/seed $M "no faults"
 check "failslab: 25% of atomic slab allocations fail" failslab_on
 if [ "$DMRS_IMPL" != c ]; then
-	check "region pool: every 3rd atomic attempt fails" dmsetup message $M 0 fail_atomic 3
+	check "region pool: every 3rd atomic attempt fails (fault point)" fail_atomic_every 3
 fi
 while [ "$written" -lt "$total" ]; do
 	seed_fill /mnt/seed $M faults || break
@@ -45,7 +45,7 @@ check "wrote at least $total MiB through ext4 ($written MiB in $round rounds)" [
 check "failslab off" failslab_off
 if [ "$DMRS_IMPL" != c ]; then
 	check "the GFP_NOIO fallback was used" seed_fallbacks_used $M
-	check "fault point off" dmsetup message $M 0 fail_atomic 0
+	check "fault point off" fail_atomic_every 0
 fi
 check "umount" umount /mnt/seed
 check "fsck -n clean" e2fsck -f -n /dev/mapper/$M

@@ -7,26 +7,29 @@
 //! Destroying a workqueue drains it: it waits for every item queued on it.
 //! Done from one of its own items, that wait would never end (and the queue
 //! would be freed under the running item). So a queue dropped inside any
-//! work item is not destroyed there: its destruction is handed to the
-//! system's unbound queue, with a work item allocated when the queue was.
+//! work item is not destroyed there: it is put on a list of queues to
+//! destroy, with a node allocated when the queue was, and destroyed later
+//! from process context ([`reap_deferred`]: the next queue creation or
+//! drop outside a work item, and module unload at the latest, which also
+//! waits for the items still on it).
 
 use crate::binding::raw;
 use core::ptr::NonNull;
+use core::sync::atomic::{AtomicPtr, Ordering};
 use kernel::c_str;
 use kernel::prelude::*;
 use kernel::str::CStr;
-use kernel::workqueue::{self, impl_has_work, new_work, Queue, RawWorkItem, Work, WorkItem};
+use kernel::workqueue::{Queue, RawWorkItem};
 
 /// An allocated workqueue, destroyed (after draining) on drop.
 ///
 /// # Invariants
 ///
-/// `ptr` points to a live workqueue created by `alloc_workqueue`, and
-/// `destroy` is the work item that destroys that same queue (`Some` until
-/// the drop).
+/// `ptr` points to a live workqueue created by `alloc_workqueue`; `node` is
+/// `Some` until the drop.
 pub(crate) struct OwnedQueue {
     ptr: NonNull<raw::workqueue_struct>,
-    destroy: Option<Pin<KBox<DeferredDestroy>>>,
+    node: Option<KBox<Deferred>>,
 }
 
 // SAFETY: A workqueue may be used and destroyed from any thread.
@@ -34,36 +37,38 @@ unsafe impl Send for OwnedQueue {}
 // SAFETY: Queueing work concurrently is what workqueues are made for.
 unsafe impl Sync for OwnedQueue {}
 
-/// Destroys a workqueue from the system's unbound queue.
-///
-/// # Invariants
-///
-/// `wq` is a live workqueue that nothing else destroys or uses once this
-/// item is queued.
-#[pin_data]
-struct DeferredDestroy {
-    wq: NonNull<raw::workqueue_struct>,
-    #[pin]
-    work: Work<DeferredDestroy>,
+/// A queue whose owner was dropped inside a work item, waiting to be
+/// destroyed.
+struct Deferred {
+    wq: *mut raw::workqueue_struct,
+    next: *mut Deferred,
 }
 
-// SAFETY: The queue pointer may be destroyed from any thread.
-unsafe impl Send for DeferredDestroy {}
-// SAFETY: No shared access to the pointer is offered.
-unsafe impl Sync for DeferredDestroy {}
+/// The queues waiting to be destroyed: a stack of leaked `KBox<Deferred>`s
+/// that work items push onto and [`reap_deferred`] takes whole.
+static DEFERRED: AtomicPtr<Deferred> = AtomicPtr::new(core::ptr::null_mut());
 
-impl_has_work! {
-    impl HasWork<Self> for DeferredDestroy { self.work }
+/// Whether the current task is running a work item.
+fn in_work_item() -> bool {
+    // SAFETY: No precondition; it reads the current task's worker state.
+    !unsafe { raw::current_work() }.is_null()
 }
 
-impl WorkItem for DeferredDestroy {
-    type Pointer = Pin<KBox<Self>>;
-
-    fn run(this: Pin<KBox<Self>>) {
-        // SAFETY: The queue is live and its owner is gone (type invariant);
-        // this runs on the system's unbound queue, not on the queue being
-        // destroyed, so draining it cannot wait for this item.
-        unsafe { raw::destroy_workqueue(this.wq.as_ptr()) };
+/// Destroys the queues dropped inside work items so far. Does nothing when
+/// called from a work item itself; the module calls it on unload.
+pub(crate) fn reap_deferred() {
+    if in_work_item() {
+        return;
+    }
+    let mut p = DEFERRED.swap(core::ptr::null_mut(), Ordering::Acquire);
+    while let Some(node) = NonNull::new(p) {
+        // SAFETY: Every node on the stack is a leaked `KBox<Deferred>`, and
+        // the swap above made this caller the only owner of the list.
+        let node = unsafe { KBox::from_raw(node.as_ptr()) };
+        p = node.next;
+        // SAFETY: The queue is live, its owner is gone, and this is not a
+        // work item (checked above), so draining it cannot wait for itself.
+        unsafe { raw::destroy_workqueue(node.wq) };
     }
 }
 
@@ -80,23 +85,26 @@ impl OwnedQueue {
             )
         };
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
-        let destroy = KBox::pin_init(
-            pin_init!(DeferredDestroy {
-                wq: ptr,
-                work <- new_work!("OwnedQueue::destroy"),
-            }),
+        let node = KBox::new(
+            Deferred {
+                wq: ptr.as_ptr(),
+                next: core::ptr::null_mut(),
+            },
             GFP_KERNEL,
         );
-        match destroy {
-            // INVARIANT: `ptr` was just allocated, and `destroy` is for it.
-            Ok(destroy) => Ok(Self {
-                ptr,
-                destroy: Some(destroy),
-            }),
+        match node {
+            Ok(node) => {
+                reap_deferred();
+                // INVARIANT: `ptr` was just allocated; the node is there.
+                Ok(Self {
+                    ptr,
+                    node: Some(node),
+                })
+            }
             Err(e) => {
                 // SAFETY: The queue was just made and nothing was queued.
                 unsafe { raw::destroy_workqueue(ptr.as_ptr()) };
-                Err(e)
+                Err(e.into())
             }
         }
     }
@@ -128,16 +136,23 @@ impl OwnedQueue {
 
 impl Drop for OwnedQueue {
     fn drop(&mut self) {
-        // SAFETY: No precondition; it reads the current task's worker state.
-        let in_work_item = !unsafe { raw::current_work() }.is_null();
-        if let (true, Some(destroy)) = (in_work_item, self.destroy.take()) {
-            // Possibly one of this queue's own items: destroy the queue
-            // elsewhere. The system queue frees the item after running it.
-            workqueue::system_unbound().enqueue(destroy);
+        if let (true, Some(node)) = (in_work_item(), self.node.take()) {
+            // Possibly one of this queue's own items: destroy it later.
+            let p = KBox::into_raw(node);
+            let mut head = DEFERRED.load(Ordering::Relaxed);
+            loop {
+                // SAFETY: `p` is the node just leaked, not shared yet.
+                unsafe { (*p).next = head };
+                match DEFERRED.compare_exchange(head, p, Ordering::Release, Ordering::Relaxed) {
+                    Ok(_) => break,
+                    Err(h) => head = h,
+                }
+            }
         } else {
             // SAFETY: The workqueue is live, not the current task's queue
             // (no work item runs here), and nothing uses it after this.
             unsafe { raw::destroy_workqueue(self.ptr.as_ptr()) };
+            reap_deferred();
         }
     }
 }
