@@ -1,0 +1,133 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The legs of a mirror and their error accounting: which kinds of error
+//! each leg has seen (its health character), the default leg and its
+//! replacement when it fails (dm-raid1.c's `fail_mirror`,
+//! `get_default_mirror`, `get_valid_mirror`).
+
+use super::MirrorSet;
+use crate::binding::dm::TargetDevice;
+use crate::table::{self, LegErrors};
+use core::sync::atomic::{AtomicU32, Ordering};
+use kernel::prelude::*;
+
+/// The kinds of leg errors, each shown as a health character.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ErrorKind {
+    /// An empty flush of the legs (before clean bits are written) failed.
+    Flush,
+    /// A write failed.
+    Write,
+    /// A recovery copy failed to read from or write to the leg.
+    Sync,
+    /// A read failed.
+    Read,
+}
+
+/// Error kinds counted per leg; each shows as a health character.
+#[derive(Default)]
+pub(crate) struct LegErrorCounts {
+    pub(crate) flush: AtomicU32,
+    pub(crate) write: AtomicU32,
+    pub(crate) sync: AtomicU32,
+    pub(crate) read: AtomicU32,
+}
+
+impl LegErrorCounts {
+    /// Whether the leg has seen any error (it then serves no reads while
+    /// another leg can).
+    pub(crate) fn any(&self) -> bool {
+        [&self.flush, &self.write, &self.sync, &self.read]
+            .iter()
+            .any(|c| c.load(Ordering::Relaxed) != 0)
+    }
+
+    fn counter(&self, kind: ErrorKind) -> &AtomicU32 {
+        match kind {
+            ErrorKind::Flush => &self.flush,
+            ErrorKind::Write => &self.write,
+            ErrorKind::Sync => &self.sync,
+            ErrorKind::Read => &self.read,
+        }
+    }
+
+    fn reset(&self) {
+        for c in [&self.flush, &self.write, &self.sync, &self.read] {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
+    pub(super) fn health(&self) -> u8 {
+        table::health_char(LegErrors {
+            flush: self.flush.load(Ordering::Relaxed) != 0,
+            write: self.write.load(Ordering::Relaxed) != 0,
+            sync: self.sync.load(Ordering::Relaxed) != 0,
+            read: self.read.load(Ordering::Relaxed) != 0,
+            unknown: false,
+        })
+    }
+}
+
+/// One leg of the mirror.
+pub(crate) struct Leg {
+    pub(crate) dev: TargetDevice,
+    /// Start of the mirrored data on the device, in sectors.
+    pub(crate) offset: u64,
+    pub(crate) errors: LegErrorCounts,
+}
+
+impl MirrorSet {
+    pub(crate) fn default_leg_index(&self) -> usize {
+        self.default_leg.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn default_leg(&self) -> Option<&Leg> {
+        self.legs
+            .get(self.default_leg_index())
+            .or_else(|| self.legs.first())
+    }
+
+    /// Whether some leg has had no error since the set was last in sync.
+    pub(crate) fn any_valid_leg(&self) -> bool {
+        self.legs.iter().any(|l| !l.errors.any())
+    }
+
+    /// Records an error of `kind` on leg `index` (any context; never
+    /// sleeps). With `handle_errors`, the first error of each kind on a leg
+    /// makes a table event due (returns true: the caller wakes kmirrord,
+    /// which raises it), and a failed default leg is replaced by one
+    /// without errors, if the set is in sync or `keep_log` is set (an out
+    /// of sync default leg stays: the others may hold stale data).
+    pub(crate) fn fail_leg(&self, index: usize, kind: ErrorKind) -> bool {
+        let Some(leg) = self.legs.get(index) else {
+            return false;
+        };
+        self.leg_failure.store(true, Ordering::Relaxed);
+        let first = leg.errors.counter(kind).fetch_add(1, Ordering::Relaxed) == 0;
+        if !first || !self.features.handle_errors {
+            return false;
+        }
+        if index == self.default_leg_index() {
+            if !self.in_sync.load(Ordering::Relaxed) && !self.features.keep_log {
+                pr_err!(
+                    "default leg {} failed while out of sync: reads may fail\n",
+                    leg.dev.name()
+                );
+            } else if let Some(new) = self.legs.iter().position(|l| !l.errors.any()) {
+                self.default_leg.store(new, Ordering::Relaxed);
+            } else {
+                pr_warn!("every leg of the mirror has failed\n");
+            }
+        }
+        self.event_pending.store(true, Ordering::Relaxed);
+        true
+    }
+
+    /// The set is in sync again: the legs' error flags start afresh.
+    pub(crate) fn reset_leg_errors(&self) {
+        self.leg_failure.store(false, Ordering::Relaxed);
+        for leg in self.legs.iter() {
+            leg.errors.reset();
+        }
+    }
+}
