@@ -44,7 +44,10 @@ struct TargetBox<T> {
 /// The one owner of a target's state.
 ///
 /// Dropping it waits (sleeping) until no [`TargetRef`] to the state is left,
-/// then drops and frees the state in the dropping context.
+/// then drops and frees the state in the dropping context. So the state must
+/// not keep a [`TargetRef`] to itself (the owner would wait forever), and
+/// the owner must be dropped where sleeping is allowed (device-mapper's
+/// destructor, or the constructor's error path).
 ///
 /// # Invariants
 ///
