@@ -493,6 +493,8 @@ impl<T: TargetOps> Registration<T> {
             ctr: Some(ctr_callback::<T>),
             dtr: Some(dtr_callback::<T>),
             map: Some(map_callback::<T>),
+            // `if`, not `then_some`: the callback of an operation the target
+            // lacks must not even be named (its default body is a build error).
             end_io: if T::HAS_END_IO {
                 Some(end_io_callback::<T>)
             } else {

@@ -23,8 +23,8 @@ use super::failures::do_failures;
 use super::reads::do_reads;
 use super::recovery::do_recovery;
 use super::writes::do_writes;
-use super::MirrorSet;
-use crate::binding::bio::BioList;
+use super::{MirrorSet, Queues};
+use crate::binding::bio::{BioList, DmBio};
 use crate::binding::target::{TargetBorrow, TargetRef};
 use crate::region_hash::FreeList;
 use core::sync::atomic::Ordering;
@@ -42,6 +42,25 @@ impl WorkItem for MirrorSet {
 /// reference to the set until it has run.
 pub(super) fn wake(ms: TargetBorrow<'_, MirrorSet>) {
     ms.wq.enqueue(ms.to_ref());
+}
+
+/// Puts `bio` on one of kmirrord's lists (chosen by `list`) and wakes
+/// kmirrord if that list was empty (else a pass is due already).
+pub(super) fn queue_bio(
+    ms: TargetBorrow<'_, MirrorSet>,
+    bio: DmBio<MirrorSet>,
+    list: fn(&mut Queues) -> &mut BioList<MirrorSet>,
+) {
+    let was_empty = {
+        let mut q = ms.queues.lock();
+        let l = list(&mut q);
+        let was_empty = l.is_empty();
+        l.push(bio);
+        was_empty
+    };
+    if was_empty {
+        wake(ms);
+    }
 }
 
 /// One pass of kmirrord.

@@ -179,15 +179,7 @@ impl TargetOps for MirrorSet {
                 }
             }
             Op::Write | Op::Discard => {
-                let was_empty = {
-                    let mut q = this.queues.lock();
-                    let was_empty = q.writes.is_empty();
-                    q.writes.push(bio);
-                    was_empty
-                };
-                if was_empty {
-                    kmirrord::wake(this);
-                }
+                kmirrord::queue_bio(this, bio, |q| &mut q.writes);
                 MapResult::Submitted
             }
             Op::Other => MapResult::Kill(bio),

@@ -138,14 +138,6 @@ impl IoDone for MirrorSet {
         }
         // The rest (the region goes out of sync; the write is held, failed
         // or completed) is kmirrord's, which may sleep to raise the event.
-        let was_empty = {
-            let mut q = this.queues.lock();
-            let was_empty = q.failures.is_empty();
-            q.failures.push(bio);
-            was_empty
-        };
-        if was_empty {
-            kmirrord::wake(this);
-        }
+        kmirrord::queue_bio(this, bio, |q| &mut q.failures);
     }
 }
