@@ -11,7 +11,17 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(dirname "$here")
 cd "$top"
-step() { printf '\n=== %s\n' "$*"; }
+# Each step says how long it took (step_end), and the summary lists them:
+# CI has 90 minutes for all of it, and these lines show where they go.
+times=
+cur=
+cur_t0=
+step_end() {
+	[ -n "$cur" ] || return 0
+	times+=$(printf '  %5ss  %s' $((SECONDS - cur_t0)) "$cur")$'\n'
+	cur=
+}
+step() { step_end; cur=$*; cur_t0=$SECONDS; printf '\n=== %s\n' "$*"; }
 passed=0
 failed=0
 # Each step's output is also kept in build/check-logs/<step>.log; what made
@@ -37,7 +47,9 @@ result() { # name status [log]
 	fi
 }
 summary() {
+	step_end
 	echo
+	printf 'check: time per step (%ss in all)\n%s' "$SECONDS" "$times"
 	[ -n "$why" ] && printf '%s' "$why"
 	echo "check: $passed passed, $failed failed"
 }
