@@ -309,6 +309,7 @@ unsafe impl<T: TargetOps> Send for BioList<T> {}
 impl<T: TargetOps> BioList<T> {
     /// An empty list.
     pub(crate) const fn new() -> Self {
+        // INVARIANT: An empty chain.
         Self {
             head: core::ptr::null_mut(),
             tail: core::ptr::null_mut(),

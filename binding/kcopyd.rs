@@ -39,6 +39,7 @@ impl KcopydClient {
     pub(crate) fn new() -> Result<Self> {
         // SAFETY: A null throttle is allowed.
         let ptr = unsafe { raw::dm_kcopyd_client_create(core::ptr::null_mut()) };
+        // INVARIANT: `from_err_ptr` lets only a live client through.
         Ok(Self {
             ptr: super::from_err_ptr(ptr)?,
         })

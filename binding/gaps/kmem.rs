@@ -50,6 +50,7 @@ impl<T> KmBox<T> {
         };
         // SAFETY: `ptr` is a fresh allocation large and aligned enough.
         unsafe { ptr.as_ptr().write(value) };
+        // INVARIANT: `ptr` is our kmalloc allocation, initialised just above.
         Ok(Self { ptr })
     }
 
@@ -65,6 +66,8 @@ impl<T> KmBox<T> {
     /// `p` must come from [`KmBox::into_raw`] of the same `T`, and be used
     /// only once.
     pub(crate) unsafe fn from_raw(p: *mut c_void) -> Option<Self> {
+        // INVARIANT: `p` came from `into_raw`, which gave up an owned,
+        // initialised allocation; the caller uses it only once.
         NonNull::new(p.cast()).map(|ptr| Self { ptr })
     }
 
@@ -140,6 +143,8 @@ impl<T> KmallocPool<T> {
             )
         };
         let pool = NonNull::new(pool).ok_or(ENOMEM)?;
+        // INVARIANT: `pool` was just created with `mempool_kmalloc`,
+        // `mempool_kfree` and the size of `T`.
         Ok(Arc::new(
             Self {
                 pool,
@@ -160,6 +165,7 @@ impl<T> KmallocPool<T> {
         };
         // SAFETY: Pool elements are kmalloc'ed with room for a `T`.
         unsafe { ptr.as_ptr().write(value) };
+        // INVARIANT: `ptr` now holds a `T` and came from this pool.
         Ok(PoolBox {
             ptr,
             origin: Origin::Pool(self.clone()),
@@ -174,6 +180,7 @@ impl<T> KmallocPool<T> {
         };
         // SAFETY: `ptr` is a fresh allocation with room for a `T`.
         unsafe { ptr.as_ptr().write(value) };
+        // INVARIANT: `ptr` now holds a `T` and came from kmalloc.
         Ok(PoolBox {
             ptr,
             origin: Origin::Kmalloc,

@@ -55,6 +55,8 @@ impl<T> IrqSpinLock<T> {
         name: &'static CStr,
         key: &'static LockClassKey,
     ) -> impl PinInit<Self> {
+        // INVARIANT: `lock` is initialised by `ffi_init` before the lock
+        // can be reached; `data` is only handed out by `lock`.
         pin_init!(Self {
             data: UnsafeCell::new(data),
             // SAFETY: `slot` is valid for writes; `name` and `key` are static.
@@ -73,6 +75,8 @@ impl<T> IrqSpinLock<T> {
     pub(crate) fn lock(&self) -> IrqGuard<'_, T> {
         // SAFETY: `self.lock` is initialised (type invariant).
         let flags = unsafe { raw::dmrs_spin_lock_irqsave(self.lock.get()) };
+        // INVARIANT: The lock was just taken, and `flags` are what saving
+        // the interrupt state returned.
         IrqGuard {
             lock: self,
             flags,
