@@ -20,7 +20,7 @@
 //! because write completions (interrupt context) decrement pending counts.
 //!
 //! This file is kernel-free and shared with the host test crate. What it
-//! needs from the kernel comes in through [`HashParts`]: the box an entry
+//! needs from the kernel comes in through `HashParts`: the box an entry
 //! lives in, the list its delayed writes wait in, and the bucket array. The
 //! module's instantiation (`mirror/mod.rs`) uses pool boxes from a
 //! `FallbackPool` (see `mempool.rs`), bio lists and a vmalloc'ed vector; the
