@@ -3,7 +3,8 @@
 //! Dirty logs: which regions are known to be identical on every leg, which
 //! may be being written, and which need recovery.
 //!
-//! The region hash talks to a log through [`DirtyLog`]. Both log types keep
+//! The region hash talks to a log through [`DirtyLog`] (defined with the
+//! hash in `region_hash.rs`, which is kernel-free). Both log types keep
 //! the same bits in memory ([`MirrorLog`], logic in the kernel-free
 //! `log_bits.rs`): which regions are clean, in sync and being recovered.
 //!
@@ -33,26 +34,12 @@ use crate::disk_log_format::{
     bits_to_disk, buffer_len, buffer_sectors, resume_plan, ResumePlan, Touched,
 };
 use crate::log_bits::{CoreLogState, WordStore};
+use crate::region_hash::DirtyLog;
 use crate::table::SyncMode;
 use crate::MirrorSet;
 use core::sync::atomic::Ordering;
 use kernel::alloc::VVec;
 use kernel::prelude::*;
-
-/// What the region hash needs from a dirty log, under its lock. (kmirrord
-/// also uses the log's resync scan, sync count and resume, inherent to each
-/// log type.) Making the log persistent is not part of it: that may sleep,
-/// so kmirrord does it with no spinlock held (see [`flush`]).
-pub(crate) trait DirtyLog {
-    /// Whether `region` is known to be identical on every leg.
-    fn in_sync(&self, region: u32) -> bool;
-    /// Records that writes to `region` are about to start.
-    fn mark_region(&mut self, region: u32);
-    /// Records that `region` has no writes in flight any more.
-    fn clear_region(&mut self, region: u32);
-    /// Ends recovery of `region` (or marks it out of sync): sets its state.
-    fn set_region_sync(&mut self, region: u32, in_sync: bool);
-}
 
 /// Bitset storage allocated at table load. It is vmalloc'ed: a large device
 /// with small regions needs megabytes per bitset (32 Mi regions take 4 MiB),

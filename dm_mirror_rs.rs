@@ -34,6 +34,9 @@ mod disk_log_format;
 mod log_bits;
 mod mempool;
 mod mirror;
+/// The region hash, generic over its kernel parts (instantiated in
+/// `mirror/mod.rs`), shared with the host test crate.
+#[allow(unreachable_pub, dead_code)]
 mod region_hash;
 /// The per-region state machine, shared with the host test crate.
 #[allow(unreachable_pub)]

@@ -21,7 +21,7 @@ use crate::binding::bounded_writer::BoundedWriter;
 use crate::binding::gaps::debugfs::{DebugFileOps, FaultPoint};
 use crate::binding::gaps::gfp::Gfp;
 use crate::binding::gaps::kmem::{KmallocPool, PoolBox};
-use crate::region_hash::Region;
+use crate::mirror::Region;
 use core::fmt::Write;
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;

@@ -5,8 +5,7 @@
 //!
 //! The mirror is cut into power-of-two regions. A region with writes in
 //! flight, or out of sync, or being recovered, has an entry here; a clean,
-//! idle, in-sync region has none. Entries come from a [`FallbackPool`] (see
-//! `mempool.rs`) and are chained in buckets.
+//! idle, in-sync region has none. Entries are chained in buckets.
 //!
 //! States:
 //! - `Clean`: in sync, no writes in flight; kmirrord clears it in the log and
@@ -19,18 +18,60 @@
 //!
 //! All of it sits behind one interrupt-safe lock together with the dirty log,
 //! because write completions (interrupt context) decrement pending counts.
+//!
+//! This file is kernel-free and shared with the host test crate. What it
+//! needs from the kernel comes in through `HashParts`: the box an entry
+//! lives in, the list its delayed writes wait in, and the bucket array. The
+//! module's instantiation (`mirror/mod.rs`) uses pool boxes from a
+//! `FallbackPool` (see `mempool.rs`), bio lists and a vmalloc'ed vector; the
+//! caller allocates every entry and the buckets, so nothing here allocates
+//! (in particular not under the lock).
 
-use crate::binding::bio::BioList;
-use crate::binding::gaps::kmem::PoolBox;
-use crate::dirty_log::DirtyLog;
 use crate::region_state::{RegionEntry, Update, WriteRoute};
-use crate::MirrorSet;
-use kernel::alloc::VVec;
-use kernel::prelude::*;
+use core::ops::DerefMut;
+
+/// What the region hash needs from a dirty log, under its lock. (kmirrord
+/// also uses the log's resync scan, sync count and resume, inherent to each
+/// log type.) Making the log persistent is not part of it: that may sleep,
+/// so kmirrord does it with no spinlock held (see `dirty_log::flush`).
+pub trait DirtyLog {
+    /// Whether `region` is known to be identical on every leg.
+    fn in_sync(&self, region: u32) -> bool;
+    /// Records that writes to `region` are about to start.
+    fn mark_region(&mut self, region: u32);
+    /// Records that `region` has no writes in flight any more.
+    fn clear_region(&mut self, region: u32);
+    /// Ends recovery of `region` (or marks it out of sync): sets its state.
+    fn set_region_sync(&mut self, region: u32, in_sync: bool);
+}
+
+/// A FIFO list of writes (in the module, a bio list). None of its
+/// operations may allocate or sleep: they run under the hash's lock.
+pub trait WriteList {
+    /// One write.
+    type Write;
+    /// An empty list.
+    fn empty() -> Self;
+    /// Appends `write`.
+    fn push(&mut self, write: Self::Write);
+    /// Moves every write of `other` to the end of this list.
+    fn append(&mut self, other: &mut Self);
+}
+
+/// The types a region hash is built from.
+pub trait HashParts: Sized {
+    /// An owned, allocated entry. Dropping it frees the entry (in the
+    /// module, back to the pool or to kfree; never sleeps).
+    type Entry: DerefMut<Target = Region<Self>>;
+    /// Writes held while their region is recovered.
+    type Writes: WriteList;
+    /// The bucket array: a power of two of chain heads.
+    type Buckets: DerefMut<Target = [Option<Self::Entry>]>;
+}
 
 /// How a target's sectors map to regions.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct RegionGeometry {
+pub struct RegionGeometry {
     /// First sector of the target in the mapped device.
     begin: u64,
     /// Target length in sectors.
@@ -43,7 +84,7 @@ pub(crate) struct RegionGeometry {
 
 impl RegionGeometry {
     /// `region_size` must be a power of two (the table parser checks it).
-    pub(crate) fn new(begin: u64, len: u64, region_size: u32, nr_regions: u32) -> Self {
+    pub fn new(begin: u64, len: u64, region_size: u32, nr_regions: u32) -> Self {
         Self {
             begin,
             len,
@@ -52,24 +93,25 @@ impl RegionGeometry {
         }
     }
 
-    pub(crate) fn nr_regions(&self) -> u32 {
+    /// Number of regions.
+    pub fn nr_regions(&self) -> u32 {
         self.nr_regions
     }
 
     /// Offset of `sector` (of the mapped device) inside the target.
-    pub(crate) fn target_offset(&self, sector: u64) -> u64 {
+    pub fn target_offset(&self, sector: u64) -> u64 {
         sector.wrapping_sub(self.begin)
     }
 
     /// Region holding `sector` (of the mapped device).
-    pub(crate) fn region_of(&self, sector: u64) -> u32 {
+    pub fn region_of(&self, sector: u64) -> u32 {
         // A bio never addresses past the target, so this fits a region index.
         (self.target_offset(sector) >> self.shift) as u32
     }
 
     /// First sector of `region`, relative to the target, and its length (the
     /// last region may be short).
-    pub(crate) fn region_extent(&self, region: u32) -> (u64, u64) {
+    pub fn region_extent(&self, region: u32) -> (u64, u64) {
         let start = u64::from(region) << self.shift;
         let size = 1u64 << self.shift;
         (start, size.min(self.len.saturating_sub(start)))
@@ -77,31 +119,46 @@ impl RegionGeometry {
 }
 
 /// The entry of one region.
-pub(crate) struct Region {
+pub struct Region<P: HashParts> {
     key: u32,
     entry: RegionEntry,
     /// Writes that arrived while the region was being recovered.
-    delayed: BioList<MirrorSet>,
+    delayed: P::Writes,
     /// Next entry of the same bucket.
-    next: Option<PoolBox<Region>>,
+    next: Option<P::Entry>,
 }
 
-impl Region {
+impl<P: HashParts> Region<P> {
     /// A fresh entry; its state is set from the log when it is inserted.
-    pub(crate) fn new(key: u32) -> Self {
+    pub fn new(key: u32) -> Self {
         Self {
             key,
             entry: RegionEntry::new(true),
-            delayed: BioList::new(),
+            delayed: P::Writes::empty(),
             next: None,
         }
+    }
+
+    /// The region this entry is for.
+    pub fn key(&self) -> u32 {
+        self.key
+    }
+
+    /// The region's state.
+    pub fn entry(&self) -> &RegionEntry {
+        &self.entry
+    }
+
+    /// The writes held until the region's recovery is over.
+    pub fn delayed(&self) -> &P::Writes {
+        &self.delayed
     }
 }
 
 /// The hash of region entries.
-pub(crate) struct RegionHash {
-    /// vmalloc'ed: up to 64Ki buckets of 16 bytes.
-    buckets: VVec<Option<PoolBox<Region>>>,
+pub struct RegionHash<P: HashParts> {
+    /// In the module vmalloc'ed: up to 64Ki buckets of 16 bytes.
+    buckets: P::Buckets,
     mask: u32,
     /// Number of entries.
     count: u32,
@@ -117,25 +174,24 @@ pub(crate) struct RegionHash {
 /// about one bucket per 128 regions, from 64 (here at most 64Ki). Only
 /// regions with writes in flight or under recovery are hashed, so chains
 /// stay short even on the largest devices.
-fn bucket_count(nr_regions: u32) -> u32 {
+pub fn bucket_count(nr_regions: u32) -> u32 {
     let want = (nr_regions >> 6).max(128).next_power_of_two() / 2;
     want.min(1 << 16)
 }
 
-impl RegionHash {
-    pub(crate) fn new(nr_regions: u32) -> Result<Self> {
-        let n = bucket_count(nr_regions);
-        let mut buckets = VVec::with_capacity(n as usize, GFP_KERNEL)?;
-        for _ in 0..n {
-            buckets.push(None, GFP_KERNEL)?;
-        }
-        Ok(Self {
+impl<P: HashParts> RegionHash<P> {
+    /// An empty hash over `buckets`, which must all be empty. Their number
+    /// should be a power of two ([`bucket_count`]); with any other number
+    /// some buckets go unused, and with none every insertion is refused.
+    pub fn new(buckets: P::Buckets) -> Self {
+        let n = u32::try_from(buckets.len()).unwrap_or(u32::MAX);
+        Self {
             buckets,
-            mask: n - 1,
+            mask: n.saturating_sub(1),
             count: 0,
             recovering: 0,
             flush_failure: false,
-        })
+        }
     }
 
     fn bucket(&self, key: u32) -> usize {
@@ -144,7 +200,7 @@ impl RegionHash {
     }
 
     /// The entry of `key`, if it has one.
-    pub(crate) fn get_mut(&mut self, key: u32) -> Option<&mut Region> {
+    pub fn get_mut(&mut self, key: u32) -> Option<&mut Region<P>> {
         let b = self.bucket(key);
         let mut cur = self.buckets.get_mut(b)?.as_deref_mut();
         while let Some(r) = cur {
@@ -156,28 +212,30 @@ impl RegionHash {
         None
     }
 
-    pub(crate) fn contains(&mut self, key: u32) -> bool {
+    /// Whether `key` has an entry.
+    pub fn contains(&mut self, key: u32) -> bool {
         self.get_mut(key).is_some()
     }
 
     /// Number of entries.
-    pub(crate) fn len(&self) -> u32 {
+    pub fn len(&self) -> u32 {
         self.count
     }
 
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
     /// Regions being recovered (chosen and not yet ended).
-    pub(crate) fn recovering(&self) -> u32 {
+    pub fn recovering(&self) -> u32 {
         self.recovering
     }
 
     /// Inserts a freshly allocated entry, its state taken from the log. If
     /// another entry for the key appeared meanwhile, `region` is handed back
     /// to be freed (outside the lock).
-    pub(crate) fn insert(
-        &mut self,
-        mut region: PoolBox<Region>,
-        log: &dyn DirtyLog,
-    ) -> Option<PoolBox<Region>> {
+    pub fn insert(&mut self, mut region: P::Entry, log: &dyn DirtyLog) -> Option<P::Entry> {
         let key = region.key;
         if self.contains(key) {
             return Some(region);
@@ -197,7 +255,7 @@ impl RegionHash {
     /// counts it as pending. The entry must exist. A clean region becomes
     /// dirty and is marked in the log (the caller flushes the log before
     /// issuing the write).
-    pub(crate) fn start_write(&mut self, key: u32, log: &mut dyn DirtyLog) -> Option<WriteRoute> {
+    pub fn start_write(&mut self, key: u32, log: &mut dyn DirtyLog) -> Option<WriteRoute> {
         let r = self.get_mut(key)?;
         let (route, mark) = r.entry.start_write();
         if mark {
@@ -207,22 +265,22 @@ impl RegionHash {
     }
 
     /// Holds a write for a region under recovery.
-    pub(crate) fn delay(&mut self, key: u32, bio: crate::binding::bio::DmBio<MirrorSet>) {
+    pub fn delay(&mut self, key: u32, write: <P::Writes as WriteList>::Write) {
         if let Some(r) = self.get_mut(key) {
-            r.delayed.push(bio);
+            r.delayed.push(write);
         }
-        // Without an entry the bio is dropped here, which fails it: that
-        // cannot happen, as only kmirrord removes entries.
+        // Without an entry the write is dropped here, which (for a bio)
+        // fails it: that cannot happen, as only kmirrord removes entries.
     }
 
     /// A write to `key` completed. Returns true if kmirrord has work to do
     /// because of it (a region became clean or quiesced).
-    pub(crate) fn end_write(&mut self, key: u32) -> bool {
+    pub fn end_write(&mut self, key: u32) -> bool {
         self.get_mut(key).is_some_and(|r| r.entry.end_write())
     }
 
     /// A write to `key` failed on some leg: the legs may now differ there.
-    pub(crate) fn mark_nosync(&mut self, key: u32, log: &mut dyn DirtyLog) {
+    pub fn mark_nosync(&mut self, key: u32, log: &mut dyn DirtyLog) {
         log.set_region_sync(key, false);
         if let Some(r) = self.get_mut(key) {
             r.entry.mark_nosync();
@@ -230,13 +288,13 @@ impl RegionHash {
     }
 
     /// A flush failed on some leg (see `flush_failure`).
-    pub(crate) fn set_flush_failure(&mut self) {
+    pub fn set_flush_failure(&mut self) {
         self.flush_failure = true;
     }
 
     /// Chooses `key` (an entry that exists, picked by the log's resync scan)
     /// for recovery. Returns false if there is no entry.
-    pub(crate) fn begin_recovery(&mut self, key: u32) -> bool {
+    pub fn begin_recovery(&mut self, key: u32) -> bool {
         let Some(r) = self.get_mut(key) else {
             return false;
         };
@@ -247,7 +305,7 @@ impl RegionHash {
 
     /// Collects up to `out.len()` regions ready to be copied (chosen, no
     /// writes in flight) and marks them as copying. Returns how many.
-    pub(crate) fn take_quiesced(&mut self, out: &mut [u32]) -> usize {
+    pub fn take_quiesced(&mut self, out: &mut [u32]) -> usize {
         let mut n = 0;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.as_deref_mut();
@@ -266,7 +324,7 @@ impl RegionHash {
     }
 
     /// The copy of `key` is over.
-    pub(crate) fn end_recovery(&mut self, key: u32, ok: bool) {
+    pub fn end_recovery(&mut self, key: u32, ok: bool) {
         if let Some(r) = self.get_mut(key) {
             r.entry.end_recovery(ok);
         }
@@ -275,11 +333,7 @@ impl RegionHash {
     /// A chosen region whose copy has not started goes back to waiting for a
     /// later resync (on suspend); the writes it held move to `release`, to be
     /// written again (now to the default leg). Returns how many were given up.
-    pub(crate) fn abandon_quiescing(
-        &mut self,
-        log: &mut dyn DirtyLog,
-        release: &mut BioList<MirrorSet>,
-    ) -> u32 {
+    pub fn abandon_quiescing(&mut self, log: &mut dyn DirtyLog, release: &mut P::Writes) -> u32 {
         let mut n = 0u32;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.as_deref_mut();
@@ -300,18 +354,18 @@ impl RegionHash {
     /// log and dropped; ended recoveries set the region's sync state, and
     /// their delayed writes move to `requeue`. Dropped entries go to `freed`,
     /// to be released once the lock is dropped.
-    pub(crate) fn update_states(
+    pub fn update_states(
         &mut self,
         log: &mut dyn DirtyLog,
-        requeue: &mut BioList<MirrorSet>,
-        freed: &mut FreeList,
+        requeue: &mut P::Writes,
+        freed: &mut FreeList<P>,
     ) {
         let mut ended = 0u32;
         let mut removed = 0u32;
         for bucket in self.buckets.iter_mut() {
             // Rebuild the chain, keeping the entries that stay.
             let mut chain = bucket.take();
-            let mut kept: Option<PoolBox<Region>> = None;
+            let mut kept: Option<P::Entry> = None;
             while let Some(mut r) = chain {
                 chain = r.next.take();
                 let drop_it = match r.entry.update() {
@@ -352,22 +406,34 @@ impl RegionHash {
 }
 
 /// Entries removed under the lock, freed after it is dropped.
-pub(crate) struct FreeList {
-    head: Option<PoolBox<Region>>,
+pub struct FreeList<P: HashParts> {
+    head: Option<P::Entry>,
 }
 
-impl FreeList {
-    pub(crate) fn new() -> Self {
+impl<P: HashParts> FreeList<P> {
+    /// An empty list.
+    pub fn new() -> Self {
         Self { head: None }
     }
 
-    fn push(&mut self, mut r: PoolBox<Region>) {
+    /// Whether the list holds no entry.
+    pub fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    fn push(&mut self, mut r: P::Entry) {
         r.next = self.head.take();
         self.head = Some(r);
     }
 }
 
-impl Drop for FreeList {
+impl<P: HashParts> Default for FreeList<P> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<P: HashParts> Drop for FreeList<P> {
     fn drop(&mut self) {
         // Unlink iteratively so a long list does not recurse.
         let mut cur = self.head.take();
@@ -377,7 +443,7 @@ impl Drop for FreeList {
     }
 }
 
-impl Drop for RegionHash {
+impl<P: HashParts> Drop for RegionHash<P> {
     fn drop(&mut self) {
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.take();
@@ -386,21 +452,4 @@ impl Drop for RegionHash {
             }
         }
     }
-}
-
-/// Allocates the entry for `key` if it has none. May sleep (pool fallback),
-/// so it is called without the lock; kmirrord is the only caller that adds
-/// or removes entries.
-pub(crate) fn ensure_region(ms: &MirrorSet, key: u32) -> Result {
-    if ms.rh.lock().hash.contains(key) {
-        return Ok(());
-    }
-    let region = ms.regions.alloc(Region::new(key))?;
-    let leftover = {
-        let mut g = ms.rh.lock();
-        let rh = &mut *g;
-        rh.hash.insert(region, &rh.log)
-    };
-    drop(leftover);
-    Ok(())
 }

@@ -23,10 +23,9 @@ use super::failures::do_failures;
 use super::reads::do_reads;
 use super::recovery::do_recovery;
 use super::writes::do_writes;
-use super::{MirrorSet, Queues};
+use super::{FreeList, MirrorSet, Queues};
 use crate::binding::bio::{BioList, DmBio};
 use crate::binding::target::{TargetBorrow, TargetRef};
-use crate::region_hash::FreeList;
 use core::sync::atomic::Ordering;
 use kernel::workqueue::WorkItem;
 

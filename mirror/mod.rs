@@ -18,8 +18,10 @@
 //! - `target.rs`: the target functions (`mirror_ctr`, `mirror_dtr`,
 //!   `mirror_map`, `mirror_end_io`, suspend and resume, status, message).
 //!
-//! Fields are private to this module and its files, except what the region
-//! hash (`region_hash.rs`) and the dirty log (`dirty_log.rs`) use.
+//! Fields are private to this module and its files, except what the dirty
+//! log (`dirty_log.rs`) uses. The region hash (`region_hash.rs`) is
+//! kernel-free: this file instantiates it with the kernel's types
+//! ([`MirrorParts`]) and allocates its entries ([`MirrorSet::ensure_region`]).
 
 mod failures;
 mod kmirrord;
@@ -31,15 +33,16 @@ mod writes;
 
 pub(crate) use legs::{ErrorKind, Leg};
 
-use crate::binding::bio::BioList;
+use crate::binding::bio::{BioList, DmBio};
 use crate::binding::dm::Target;
 use crate::binding::dmio::IoClient;
+use crate::binding::gaps::kmem::PoolBox;
 use crate::binding::gaps::lock::IrqSpinLock;
 use crate::binding::gaps::wq::OwnedQueue;
 use crate::binding::kcopyd::KcopydClient;
-use crate::dirty_log::{DirtyLog, DiskLogDev, MirrorLog};
+use crate::dirty_log::{DiskLogDev, MirrorLog};
 use crate::mempool::FallbackPool;
-use crate::region_hash::{Region, RegionGeometry, RegionHash};
+use crate::region_hash::{self, bucket_count, DirtyLog, HashParts, RegionGeometry, WriteList};
 use crate::table::{self, Features, LogKind};
 use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
 use kernel::alloc::VVec;
@@ -47,9 +50,54 @@ use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex, SpinLock};
 use kernel::workqueue::{impl_has_work, Work};
 
+/// The region hash's kernel parts: entries are pool boxes from
+/// `MirrorSet::regions`, delayed writes wait in bio lists, and the buckets
+/// are vmalloc'ed.
+pub(crate) struct MirrorParts;
+
+impl HashParts for MirrorParts {
+    type Entry = PoolBox<Region>;
+    type Writes = BioList<MirrorSet>;
+    type Buckets = VVec<Option<PoolBox<Region>>>;
+}
+
+/// A region entry of the mirror's region hash.
+pub(crate) type Region = region_hash::Region<MirrorParts>;
+/// The mirror's region hash.
+pub(crate) type RegionHash = region_hash::RegionHash<MirrorParts>;
+/// Region entries dropped under the lock, freed after it.
+pub(crate) type FreeList = region_hash::FreeList<MirrorParts>;
+
+impl WriteList for BioList<MirrorSet> {
+    type Write = DmBio<MirrorSet>;
+
+    fn empty() -> Self {
+        BioList::new()
+    }
+
+    fn push(&mut self, write: DmBio<MirrorSet>) {
+        BioList::push(self, write)
+    }
+
+    fn append(&mut self, other: &mut Self) {
+        BioList::append(self, other)
+    }
+}
+
+/// An empty region hash for `nr_regions` regions (at table load: the
+/// buckets are allocated with GFP_KERNEL).
+pub(crate) fn new_region_hash(nr_regions: u32) -> Result<RegionHash> {
+    let n = bucket_count(nr_regions) as usize;
+    let mut buckets = VVec::with_capacity(n, GFP_KERNEL)?;
+    for _ in 0..n {
+        buckets.push(None, GFP_KERNEL)?;
+    }
+    Ok(RegionHash::new(buckets))
+}
+
 /// The region hash and the dirty log, under one interrupt-safe lock.
 pub(crate) struct RhCore {
-    pub(crate) hash: RegionHash,
+    hash: RegionHash,
     pub(crate) log: MirrorLog,
 }
 
@@ -99,7 +147,7 @@ pub(crate) struct MirrorSet {
     /// A log write failed since the table was loaded.
     log_failure: AtomicBool,
     /// Where region entries come from (atomic pool, else GFP_NOIO kmalloc).
-    pub(crate) regions: FallbackPool<Region>,
+    regions: FallbackPool<Region>,
     pub(crate) io_client: IoClient,
     kcopyd: KcopydClient,
     /// Set from presuspend until resume (and before the first resume).
@@ -143,5 +191,22 @@ struct LogArgsOwned {
 impl MirrorSet {
     pub(crate) fn region_in_sync(&self, region: u32) -> bool {
         self.rh.lock().log.in_sync(region)
+    }
+
+    /// Allocates the entry for `key` if it has none. May sleep (pool
+    /// fallback), so it is called without the lock; kmirrord is the only
+    /// caller that adds or removes entries.
+    pub(crate) fn ensure_region(&self, key: u32) -> Result {
+        if self.rh.lock().hash.contains(key) {
+            return Ok(());
+        }
+        let region = self.regions.alloc(Region::new(key))?;
+        let leftover = {
+            let mut g = self.rh.lock();
+            let rh = &mut *g;
+            rh.hash.insert(region, &rh.log)
+        };
+        drop(leftover);
+        Ok(())
     }
 }

@@ -10,8 +10,7 @@ use super::{ErrorKind, MirrorSet};
 use crate::binding::dmio::IoRegion;
 use crate::binding::kcopyd::CopyDone;
 use crate::binding::target::TargetRef;
-use crate::dirty_log::DirtyLog;
-use crate::region_hash::ensure_region;
+use crate::region_hash::DirtyLog;
 use crate::MAX_LEGS;
 use core::sync::atomic::Ordering;
 
@@ -84,7 +83,7 @@ pub(super) fn do_recovery(ms: &TargetRef<MirrorSet>) {
                 None => break,
             }
         };
-        if ensure_region(ms, key).is_err() {
+        if ms.ensure_region(key).is_err() {
             ms.rh.lock().log.set_region_sync(key, false);
             break;
         }

@@ -6,7 +6,7 @@
 
 use super::kmirrord;
 use super::legs::LegErrorCounts;
-use super::{BioData, Leg, LogArgsOwned, MirrorSet, Queues, RhCore};
+use super::{new_region_hash, BioData, Leg, LogArgsOwned, MirrorSet, Queues, RhCore};
 use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::bounded_writer::BoundedWriter;
 use crate::binding::dm::{
@@ -19,7 +19,7 @@ use crate::binding::kcopyd::KcopydClient;
 use crate::binding::target::{TargetBorrow, TargetState};
 use crate::dirty_log::{self, new_log, DiskLogDev};
 use crate::mempool::FallbackPool;
-use crate::region_hash::{RegionGeometry, RegionHash};
+use crate::region_hash::RegionGeometry;
 use crate::table::{self, LegArg, LogArgs, LogKind, LogStatus, MirrorTable};
 use crate::{MAX_LEGS, VERSION};
 use core::fmt::Write;
@@ -97,7 +97,7 @@ impl TargetOps for MirrorSet {
         let legs = open_legs(ti, &t, len)?;
         let region_size = t.log.region_size;
         let log = new_log(nr_regions, t.log.sync).map_err(nomem)?;
-        let hash = RegionHash::new(nr_regions).map_err(nomem)?;
+        let hash = new_region_hash(nr_regions).map_err(nomem)?;
         let regions = FallbackPool::new().map_err(nomem)?;
         let kcopyd =
             KcopydClient::new().map_err(|e| CtrError::new(c"Couldn't create kcopyd client", e))?;

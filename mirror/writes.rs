@@ -12,7 +12,6 @@ use crate::binding::bio::{BioList, DmBio, Op, ReqOp, Status};
 use crate::binding::dmio::{IoDone, IoRegion};
 use crate::binding::gaps::io_error_ratelimit;
 use crate::binding::target::TargetBorrow;
-use crate::region_hash::ensure_region;
 use crate::region_state::WriteRoute;
 use crate::MAX_LEGS;
 use core::sync::atomic::Ordering;
@@ -32,7 +31,7 @@ pub(super) fn do_writes(
             continue;
         }
         let key = ms.geo.region_of(bio.sector());
-        if ensure_region(ms, key).is_err() {
+        if ms.ensure_region(key).is_err() {
             // Only possible if the NOFAIL fallback failed.
             fail_write(bio, "no memory for its region entry");
             continue;
@@ -50,7 +49,7 @@ pub(super) fn do_writes(
             }
             Some(WriteRoute::Delayed) => rh.hash.delay(key, bio),
             None => {
-                // ensure_region just made the entry, and only kmirrord
+                // `ensure_region` just made the entry, and only kmirrord
                 // removes entries: not expected.
                 drop(g);
                 fail_write(bio, "its region entry is missing");

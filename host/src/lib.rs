@@ -19,6 +19,11 @@ pub mod bounded_writer;
 #[path = "../../region_state.rs"]
 pub mod region_state;
 
+/// The region hash, generic over its entry box, delayed-write list and
+/// bucket array (shared with the kernel module).
+#[path = "../../region_hash.rs"]
+pub mod region_hash;
+
 /// Region bitsets and the core dirty log's logic (shared with the kernel
 /// module).
 #[path = "../../log_bits.rs"]
