@@ -18,6 +18,9 @@
 #   make bench-quick     the same, one short repetition (~5-8 min)
 #   make crash [CYCLES=20] [IMPL=c]  disk-log crash-consistency cycles (guest
 #                        killed with SIGKILL mid-write, CI runs 5)
+#   make fuzz [SEED=n] [COUNT=1000]  the differential table fuzz alone
+#                        (tests/40-tablefuzz.sh, C and ours in one boot; make
+#                        check runs seed 11, 300 cases; no SEED: a random one)
 #   make kernel          build (or reuse) the test kernel
 #   make modules_install / clean
 #
@@ -28,7 +31,7 @@ KDIR ?= $(DMRS_CACHE)/linux-debug
 LLVM ?= 1
 export LLVM
 
-.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick crash \
+.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick crash fuzz \
 	teardown-long
 
 all: modules
@@ -85,3 +88,13 @@ teardown-long: modules
 		--tests 41-teardown \
 		--append "dmrs.teardown_cycles=$(TEARDOWN_CYCLES)$(if $(SEED), dmrs.teardown_seed=$(SEED))" \
 		--test-timeout $$(( $(TEARDOWN_CYCLES) * 12 + 600 )) --timeout $$(( $(TEARDOWN_CYCLES) * 12 + 1200 ))
+
+# SEED as given, else a random one (printed, so a failure can be rerun).
+FUZZ_SEED := $(if $(SEED),$(SEED),$(shell od -An -N2 -tu2 /dev/urandom | tr -d ' '))
+COUNT ?= 1000
+FUZZ_COUNT = $(COUNT)
+fuzz: modules
+	@echo "fuzz: seed $(FUZZ_SEED), $(FUZZ_COUNT) cases (make fuzz SEED=$(FUZZ_SEED) COUNT=$(FUZZ_COUNT) repeats it)"
+	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --impl $(IMPL) \
+		--tests 40-tablefuzz --fuzz-seed $(FUZZ_SEED) --fuzz-count $(FUZZ_COUNT) \
+		--test-timeout $$(( $(FUZZ_COUNT) * 3 + 600 )) --timeout $$(( $(FUZZ_COUNT) * 3 + 1200 ))

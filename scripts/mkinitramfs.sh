@@ -2,15 +2,20 @@
 # Assembles the lean initramfs the QEMU test guest boots from.
 #
 #   scripts/mkinitramfs.sh [--fio] [--init FILE] [--bin PATH]...
+#                          [--fuzz-seed N] [--fuzz-count N]
 #                          OUT.cpio.gz KERNEL_TREE [EXTRA_KO...]
 #
 #   --init FILE   use FILE as /init instead of scripts/guest-init.sh
 #   --bin PATH    also copy the host binary PATH (and its libraries) to the
 #                 same directory in the initramfs (e.g. /usr/sbin/mdadm)
+#   --fuzz-seed N, --fuzz-count N   the table fuzz's cases (tests/40-tablefuzz.sh):
+#                 scripts/table-fuzz.py --seed N --count N (default: seed 11,
+#                 300 cases, or $DMRS_FUZZ_SEED / $DMRS_FUZZ_COUNT)
 #
 # Contents:
 #   /init                  scripts/guest-init.sh (PID 1)
 #   /tests/*.sh            the guest test scripts and tests/lib.sh
+#   /tests/tablefuzz.cases the table fuzz's cases (scripts/table-fuzz.py)
 #   /bin/busybox + applet symlinks in /bin
 #   /usr/sbin/{dmsetup,mke2fs,mkfs.ext4,e2fsck,fsck.ext4,blockdev}
 #   /usr/bin/{sha256sum,cmp,dd,timeout}   (GNU; cmp -n/-i, dd *_bytes flags)
@@ -32,11 +37,15 @@ die() { printf '[initramfs] error: %s\n' "$*" >&2; exit 1; }
 with_fio=0
 init_script=
 extra_bins=()
+fuzz_seed=${DMRS_FUZZ_SEED:-11}
+fuzz_count=${DMRS_FUZZ_COUNT:-300}
 while [ $# -gt 0 ]; do
 	case "$1" in
 	--fio) with_fio=1; shift ;;
 	--init) init_script=$2; shift 2 ;;
 	--bin) extra_bins+=("$2"); shift 2 ;;
+	--fuzz-seed) fuzz_seed=$2; shift 2 ;;
+	--fuzz-count) fuzz_count=$2; shift 2 ;;
 	--) shift; break ;;
 	-*) die "unknown option $1" ;;
 	*) break ;;
@@ -152,6 +161,9 @@ for t in "$repo"/tests/*.sh; do
 	install -m 0755 "$t" "$stage/tests/"
 done
 [ -f "$stage/tests/lib.sh" ] || die "tests/lib.sh missing"
+python3 "$repo/scripts/table-fuzz.py" --seed "$fuzz_seed" --count "$fuzz_count" \
+	-o "$stage/tests/tablefuzz.cases" || die "scripts/table-fuzz.py failed"
+log "table fuzz: $fuzz_count cases, seed $fuzz_seed"
 log "tests: $(cd "$stage/tests" && ls | grep -v '^lib.sh$' | tr '\n' ' ')"
 
 # --- modules ---------------------------------------------------------------

@@ -7,6 +7,7 @@
 #                        [--append ARGS] [--disk-dir DIR]
 #                        [--kill-on PATTERN [--kill-after SECS]]
 #                        [--nvidia sync|nosync|none] [--sata-size SIZE]
+#                        [--fuzz-seed N] [--fuzz-count N]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -31,6 +32,8 @@
 #                   dmraid ignores the job code: a complete set gets a nosync
 #                   mirror either way, see tests/20-dmraid.sh)
 #   --sata-size SZ  size of freshly created sata images (default 128M)
+#   --fuzz-seed N, --fuzz-count N  the cases of the table fuzz (tests/40-tablefuzz.sh,
+#                   made by scripts/table-fuzz.py; default seed 11, 300 cases)
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
 # vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
@@ -57,6 +60,7 @@ kill_on=
 kill_after=3
 nvidia=sync
 sata_size=128M
+fuzz=()
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -76,6 +80,7 @@ while [ $# -gt 0 ]; do
 	--kill-after) kill_after=$2; shift 2 ;;
 	--nvidia) nvidia=$2; shift 2 ;;
 	--sata-size) sata_size=$2; shift 2 ;;
+	--fuzz-seed|--fuzz-count) fuzz+=("$1" "$2"); shift 2 ;;
 	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
@@ -101,7 +106,7 @@ console=$work/console.log
 taplog=$work/tap.log
 
 echo "run-guest: work dir $work" >&2
-"$here/mkinitramfs.sh" $fio "$work/initramfs.cpio.gz" "$kernel" ${module:+"$module"} ||
+"$here/mkinitramfs.sh" $fio "${fuzz[@]}" "$work/initramfs.cpio.gz" "$kernel" ${module:+"$module"} ||
 	die "mkinitramfs failed"
 
 disks=$work

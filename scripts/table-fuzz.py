@@ -80,8 +80,10 @@ C_WRONG = {
 }
 
 MAX_REGIONS = 1 << 22       # bitsets of at most 512 KiB each (guest memory, time)
-MAX_SYNC_LEN = 8192         # accepted tables that resync copy at most 4 MiB: the
-                            # guest keeps 10 at a time and TCG copies slowly
+MAX_SYNC_LEN = 4096         # accepted tables that resync copy at most 2 MiB in at
+MAX_SYNC_REGIONS = 32       # most 32 regions: the guest keeps 10 at a time and
+                            # TCG copies slowly (a region at a time, a disk log
+                            # write for each)
 LLONG_MAX_SECTORS = ((1 << 63) - 1) >> 9  # device-mapper's limit on start + len
 
 CLASSES = [  # (name, weight)
@@ -240,7 +242,8 @@ class Model:
         resync much (the guest is small and slow)."""
         if self.regions is not None and self.regions > MAX_REGIONS:
             return False
-        if self.accept and self.sync != "nosync" and self.length > MAX_SYNC_LEN:
+        if self.accept and self.sync != "nosync" and (
+                self.length > MAX_SYNC_LEN or self.regions > MAX_SYNC_REGIONS):
             return False
         return True
 
@@ -370,7 +373,7 @@ class Gen:
                 off = str(r.randint(0, room))
             t.legs.append([self.devtok(k), off])
         # region size
-        lo = max(2, -(-length // MAX_REGIONS))
+        lo = max(2, -(-length // (MAX_REGIONS if t.sync == "nosync" else MAX_SYNC_REGIONS)))
         sizes = self.powers(lo, length)
         common = [s for s in sizes if 256 <= s <= 8192]
         t.region = str(self.pick(common) if common and r.random() < 0.5 else self.pick(sizes))
@@ -563,7 +566,7 @@ class Gen:
     def fix_region(self, t):
         """A region size that suits the (new) target length."""
         length = int(nominal(t.length))
-        lo = max(2, -(-length // MAX_REGIONS))
+        lo = max(2, -(-length // (MAX_REGIONS if t.sync == "nosync" else MAX_SYNC_REGIONS)))
         sizes = self.powers(lo, max(lo, length))
         t.region = str(self.pick(sizes)) if sizes else "2"
         return t.line()
