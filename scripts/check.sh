@@ -128,8 +128,9 @@ step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
 # Limits are generous (the suite, with the table fuzz and the teardown
 # cycles, takes ~30-45 min under TCG beside lane 2); a hang still ends the
 # run inside CI's budget.
+# DMRS_SUITE_TIMEOUT=SECS overrides the whole suite's limit (default 4200).
 logged guest "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
-	--timeout 4200 --test-timeout 1200 "$@"
+	--timeout "${DMRS_SUITE_TIMEOUT:-4200}" --test-timeout 1800 "$@"
 result "guest tests" $? guest
 
 if [ -n "$lane2_pid" ]; then
