@@ -129,11 +129,16 @@ void *dmrs_kmalloc(size_t size, gfp_t flags)
 	return kmalloc(size, flags);
 }
 
-/* One thread of work at a time (max_active 1), named by the caller. */
+/*
+ * One thread of work at a time (max_active 1), named by the caller, bound to
+ * the CPU that queues (WQ_PERCPU, as the C dm-raid1's kmirrord): 7.3 warns
+ * when a workqueue says neither WQ_PERCPU nor WQ_UNBOUND; Debian's 6.12
+ * defines WQ_PERCPU and binds by default.
+ */
 struct workqueue_struct *dmrs_alloc_workqueue(const char *name,
 					      unsigned int flags)
 {
-	return alloc_workqueue("%s", flags, 1, name);
+	return alloc_workqueue("%s", flags | WQ_PERCPU, 1, name);
 }
 
 struct dentry *dmrs_debugfs_create_file(const char *name, umode_t mode,
