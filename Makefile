@@ -22,14 +22,33 @@
 #                        (tests/40-tablefuzz.sh, C and ours in one boot; make
 #                        check runs seed 11, 300 cases; no SEED: a random one)
 #   make kernel          build (or reuse) the test kernel
+#   make kernel KERNEL=7.3   the same for Linux 7.3 (opt-in: scripts/setup-k73.sh
+#                        installs its toolchain; cached as linux-7.3-debug)
+#   make KERNEL=7.3      build the module against that tree, with 7.3's
+#                        toolchain (the env file setup-k73.sh writes)
 #   make modules_install / clean
 #
 # The module is built the kernel way: make -C $(KDIR) M=$(CURDIR) LLVM=1.
 
 DMRS_CACHE ?= $(HOME)/.cache/dm-mirror-rs
+# Which of the supported kernels the default KDIR and the toolchain are for.
+KERNEL ?= 6.12
+ifeq ($(KERNEL),6.12)
 KDIR ?= $(DMRS_CACHE)/linux-debug
+KENV :=
+else ifeq ($(KERNEL),7.3)
+KDIR ?= $(DMRS_CACHE)/linux-7.3-debug
+# LLVM 23 and bindgen 0.73.2 of scripts/setup-k73.sh: PATH, LD_LIBRARY_PATH,
+# LIBCLANG_PATH and KERNEL_LLVM, the LLVM= prefix.
+KENV := . $(DMRS_CACHE)/k73.env &&
+else
+$(error KERNEL=$(KERNEL): supported are 6.12 and 7.3)
+endif
 LLVM ?= 1
 export LLVM
+# LLVM= for the kernel's make: as given on the command line, else 7.3's prefix
+# from its env file, else 1 (Debian's clang for 6.12).
+KLLVM = $(if $(filter command line,$(origin LLVM)),$(LLVM),$(if $(KENV),$$KERNEL_LLVM,$(LLVM)))
 
 .PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick crash fuzz \
 	teardown-long
@@ -39,17 +58,17 @@ all: modules
 modules:
 	@if [ ! -f "$(KDIR)/Module.symvers" ]; then \
 		echo "No built kernel tree at $(KDIR): run 'make kernel' or pass KDIR=" >&2; exit 1; fi
-	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) $(if $(CLIPPY),CLIPPY=$(CLIPPY)) modules
+	$(KENV) $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(KLLVM) $(if $(CLIPPY),CLIPPY=$(CLIPPY)) modules
 
 modules_install:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) modules_install
+	$(KENV) $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(KLLVM) modules_install
 
 clean:
-	$(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(LLVM) clean
+	$(KENV) $(MAKE) -C $(KDIR) M=$(CURDIR) LLVM=$(KLLVM) clean
 	rm -f binding/bindings_generated.rs binding/.bindings_generated.rs.cmd
 
 kernel:
-	scripts/build-kernel.sh debug
+	scripts/build-kernel.sh debug $(KERNEL)
 
 host-test:
 	cd host && cargo test

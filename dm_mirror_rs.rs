@@ -54,7 +54,7 @@ use mempool::PoolSelftest;
 pub(crate) use mirror::{ErrorKind, MirrorSet};
 pub(crate) use table::MAX_LEGS;
 
-module! {
+binding::compat::module_one_author! {
     type: DmMirrorModule,
     name: "dm_mirror_rs",
     author: "dm-mirror-rs developers",

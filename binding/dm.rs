@@ -11,16 +11,15 @@
 
 use super::bio::{DmBio, Status};
 use super::bounded_writer::BoundedWriter;
+use super::compat::{fmt, vtable_default};
 use super::raw;
 use super::target::{TargetBorrow, TargetRef, TargetState};
 use core::ffi::c_void;
 use core::ptr::NonNull;
-use kernel::build_error;
-use kernel::error::VTABLE_DEFAULT_ERROR;
+use kernel::c_str;
 use kernel::ffi::{c_char, c_int, c_uint};
 use kernel::prelude::*;
 use kernel::str::CString;
-use kernel::{c_str, fmt};
 
 /// What `map` did with a bio.
 pub(crate) enum MapResult<T: TargetOps> {
@@ -94,22 +93,22 @@ pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
     /// e.g. to retry it; then the target finishes it, else device-mapper
     /// goes on completing it with its (possibly changed) status.
     fn end_io(_this: TargetBorrow<'_, Self>, _bio: &mut EndIoBio<'_, Self>) {
-        build_error(VTABLE_DEFAULT_ERROR)
+        vtable_default!()
     }
 
     /// Start of a suspend: stop background work.
     fn presuspend(_this: TargetBorrow<'_, Self>) {
-        build_error(VTABLE_DEFAULT_ERROR)
+        vtable_default!()
     }
 
     /// End of a suspend: all I/O has been drained.
     fn postsuspend(_this: TargetBorrow<'_, Self>) {
-        build_error(VTABLE_DEFAULT_ERROR)
+        vtable_default!()
     }
 
     /// Resume after a suspend, or the first activation.
     fn resume(_this: TargetBorrow<'_, Self>) {
-        build_error(VTABLE_DEFAULT_ERROR)
+        vtable_default!()
     }
 
     /// Writes a status or table line.
@@ -121,7 +120,7 @@ pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
         _args: &[&str],
         _out: &mut BoundedWriter<'_>,
     ) -> Result {
-        build_error(VTABLE_DEFAULT_ERROR)
+        vtable_default!()
     }
 
     /// Calls [`DeviceVisitor::visit`] for each device and the area of it the
@@ -130,7 +129,7 @@ pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
         _this: TargetBorrow<'_, Self>,
         _visit: &mut DeviceVisitor<'_>,
     ) -> core::result::Result<(), VisitStop> {
-        build_error(VTABLE_DEFAULT_ERROR)
+        vtable_default!()
     }
 }
 
@@ -285,7 +284,7 @@ impl TargetSetup<'_> {
     /// Opens a device named by the table (a path or `major:minor`).
     pub(crate) fn get_device(&self, path: &str) -> Result<TargetDevice> {
         let cpath = CString::try_from_fmt(fmt!("{}", path))?;
-        let ti = self.ti as *const raw::dm_target as *mut raw::dm_target;
+        let ti = core::ptr::from_ref(self.ti).cast_mut();
         let mut dev: *mut raw::dm_dev = core::ptr::null_mut();
         // SAFETY: `ti` is the target under construction, its table is live;
         // `cpath` is NUL-terminated.
@@ -308,7 +307,7 @@ impl TargetSetup<'_> {
     pub(crate) fn set_max_io_len(&mut self, sectors: u32) -> Result {
         let ti: *mut raw::dm_target = self.ti;
         // SAFETY: `ti` is valid and under construction.
-        let ret = unsafe { raw::dm_set_target_max_io_len(ti, sectors as u64) };
+        let ret = unsafe { raw::dm_set_target_max_io_len(ti, u64::from(sectors)) };
         if ret != 0 {
             return Err(Error::from_errno(ret));
         }
@@ -608,7 +607,7 @@ unsafe extern "C" fn ctr_callback<T: TargetOps>(
             0
         }
         Err(e) => {
-            setup.ti.error = e.msg.as_ptr().cast_mut().cast();
+            setup.ti.error = e.msg.to_bytes_with_nul().as_ptr().cast_mut().cast();
             e.err.to_errno()
         }
     }

@@ -3,6 +3,7 @@
 //! dm-io: one request writing a bio's data to several devices at once.
 
 use super::bio::{DmBio, ReqOp};
+use super::compat::{dm_io, notify_fn, DmIoNotify};
 use super::dm::{bio_target, TargetDevice, TargetOps};
 use super::raw;
 use super::target::TargetBorrow;
@@ -136,27 +137,19 @@ impl IoClient {
             bi_opf: op.raw(),
             mem,
             notify: raw::dm_io_notify {
-                fn_: Some(bio_notify::<T>),
+                fn_: notify_fn::<BioNotify<T>>(),
                 context: bio.as_ptr().cast(),
             },
             client: self.ptr.as_ptr(),
         };
         // dm-io only reads the regions while it submits, and never writes
         // them, despite the non-const pointer.
-        let regions_ptr = regions.as_ptr() as *mut raw::dm_io_region;
+        let regions_ptr = regions.as_ptr().cast::<raw::dm_io_region>().cast_mut();
         // SAFETY: `req` describes a live bio (or no memory for a discard) and
         // a live client; `IoRegion` is a transparent `dm_io_region`, `nr` of
         // them valid; completion
         // comes through `bio_notify::<T>` with the bio as context.
-        let ret = unsafe {
-            raw::dm_io(
-                &mut req,
-                nr,
-                regions_ptr,
-                core::ptr::null_mut(),
-                raw::dmrs_ioprio_default(),
-            )
-        };
+        let ret = unsafe { dm_io(&mut req, nr, regions_ptr, core::ptr::null_mut()) };
         if ret != 0 {
             // dm-io refused the request without calling back: fail every
             // region.
@@ -210,20 +203,12 @@ impl IoClient {
         };
         let mut error_bits: c_ulong = 0;
         // dm-io only reads the regions, despite the non-const pointer.
-        let regions_ptr = regions.as_ptr() as *mut raw::dm_io_region;
+        let regions_ptr = regions.as_ptr().cast::<raw::dm_io_region>().cast_mut();
         // SAFETY: `req` has no notify function, so dm-io waits for the I/O
         // before returning: the buffer (vmalloc memory, as DM_IO_VMA needs,
         // at least as long as every region) and the regions outlive it. The
         // client is live (type invariant).
-        let ret = unsafe {
-            raw::dm_io(
-                &mut req,
-                regions.len() as u32,
-                regions_ptr,
-                &mut error_bits,
-                raw::dmrs_ioprio_default(),
-            )
-        };
+        let ret = unsafe { dm_io(&mut req, regions.len() as u32, regions_ptr, &mut error_bits) };
         if error_bits != 0 {
             return Err(IoError::Failed(error_bits as u64));
         }
@@ -241,13 +226,24 @@ impl Drop for IoClient {
     }
 }
 
+/// The completion of requests made by [`IoClient::submit_bio`] for a `T`.
+struct BioNotify<T>(PhantomData<T>);
+
+impl<T: IoDone> DmIoNotify for BioNotify<T> {
+    unsafe fn notify(error: c_ulong, context: *mut c_void) {
+        // SAFETY: The context of a request with this notifier is a `T` bio
+        // handed to `submit_bio`, whose request has finished (caller).
+        unsafe { bio_notify::<T>(error, context) }
+    }
+}
+
 /// dm-io's completion callback for requests made by [`IoClient::submit_bio`].
 ///
 /// # Safety
 ///
 /// `context` must be the raw pointer of a `T` bio whose dm-io request has
 /// just finished (or was refused), and whose completion nobody else owns.
-unsafe extern "C" fn bio_notify<T: IoDone>(error: c_ulong, context: *mut c_void) {
+unsafe fn bio_notify<T: IoDone>(error: c_ulong, context: *mut c_void) {
     let Some(bio) = NonNull::new(context.cast::<raw::bio>()) else {
         return;
     };

@@ -4,10 +4,13 @@
  * function or macro of the kernel so that Rust can call it.
  */
 #include <linux/blk-integrity.h>
+#include <linux/debugfs.h>
 #include <linux/fault-inject.h>
 #include <linux/ioprio.h>
 #include <linux/ratelimit.h>
+#include <linux/slab.h>
 #include <linux/wait_bit.h>
+#include <linux/workqueue.h>
 
 #include "helpers.h"
 
@@ -119,4 +122,28 @@ void dmrs_fault_create_debugfs_attr(const char *name, struct dentry *parent,
 bool dmrs_should_fail(struct fault_attr *attr)
 {
 	return should_fail(attr, 1);
+}
+
+void *dmrs_kmalloc(size_t size, gfp_t flags)
+{
+	return kmalloc(size, flags);
+}
+
+/*
+ * One thread of work at a time (max_active 1), named by the caller, bound to
+ * the CPU that queues (WQ_PERCPU, as the C dm-raid1's kmirrord): 7.3 warns
+ * when a workqueue says neither WQ_PERCPU nor WQ_UNBOUND; Debian's 6.12
+ * defines WQ_PERCPU and binds by default.
+ */
+struct workqueue_struct *dmrs_alloc_workqueue(const char *name,
+					      unsigned int flags)
+{
+	return alloc_workqueue("%s", flags | WQ_PERCPU, 1, name);
+}
+
+struct dentry *dmrs_debugfs_create_file(const char *name, umode_t mode,
+					struct dentry *parent, void *data,
+					const struct file_operations *fops)
+{
+	return debugfs_create_file(name, mode, parent, data, fops);
 }

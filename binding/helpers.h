@@ -44,6 +44,19 @@ void dmrs_fault_create_debugfs_attr(const char *name, struct dentry *parent,
 				    struct fault_attr *attr);
 bool dmrs_should_fail(struct fault_attr *attr);
 void dmrs_wait_var_zero(unsigned long *var);
+/*
+ * Calls that are functions in one kernel and macros in another (7.3 made
+ * alloc_workqueue, krealloc and debugfs_create_file macros): through C, the
+ * module calls them the same way on every kernel.
+ */
+struct workqueue_struct;
+struct file_operations;
+void *dmrs_kmalloc(size_t size, gfp_t flags);
+struct workqueue_struct *dmrs_alloc_workqueue(const char *name,
+					      unsigned int flags);
+struct dentry *dmrs_debugfs_create_file(const char *name, umode_t mode,
+					struct dentry *parent, void *data,
+					const struct file_operations *fops);
 void dmrs_wake_up_var(void *var);
 
 #endif

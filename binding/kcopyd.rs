@@ -69,9 +69,9 @@ impl KcopydClient {
         unsafe {
             raw::dm_kcopyd_copy(
                 self.ptr.as_ptr(),
-                (&mut from as *mut IoRegion<'_>).cast(),
+                core::ptr::from_mut(&mut from).cast(),
                 dests.len() as u32,
-                dests.as_ptr() as *mut raw::dm_io_region,
+                dests.as_ptr().cast::<raw::dm_io_region>().cast_mut(),
                 flags,
                 Some(copy_notify::<D>),
                 ctx.into_raw(),

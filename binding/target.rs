@@ -27,7 +27,6 @@ use super::raw;
 use core::ops::Deref;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicUsize, Ordering};
-use kernel::init::PinInit;
 use kernel::prelude::*;
 use kernel::workqueue::{HasWork, RawWorkItem, Work, WorkItem, WorkItemPointer};
 

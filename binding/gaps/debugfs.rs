@@ -21,7 +21,6 @@ use kernel::ffi::c_char;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::types::Opaque;
-use kernel::uaccess::UserSlice;
 
 /// Turns debugfs's return value into a dentry, if it made one.
 fn dentry(p: *mut raw::dentry) -> Option<NonNull<raw::dentry>> {
@@ -156,7 +155,7 @@ impl<T: DebugFileOps> DebugFile<T> {
         // static table whose callbacks expect a `T` as the inode's private
         // data, which lives until the file is removed (drop).
         let d = unsafe {
-            raw::debugfs_create_file(
+            raw::dmrs_debugfs_create_file(
                 name.as_char_ptr(),
                 0o600,
                 dir.dentry.as_ptr(),
@@ -221,7 +220,7 @@ unsafe extern "C" fn debug_write<T: DebugFileOps>(
     let Some(dst) = kbuf.get_mut(..len) else {
         return EINVAL.to_errno() as isize;
     };
-    if UserSlice::new(buf as usize, len)
+    if crate::binding::compat::user_slice(buf, len)
         .reader()
         .read_slice(dst)
         .is_err()

@@ -23,8 +23,8 @@ const KMALLOC_ALIGN: usize = 8;
 /// Allocates room for a `T` with kmalloc.
 fn kmalloc_for<T>(gfp: Gfp) -> Option<NonNull<T>> {
     build_assert!(align_of::<T>() <= KMALLOC_ALIGN);
-    // SAFETY: A null pointer asks krealloc for a fresh allocation.
-    let p = unsafe { raw::krealloc_noprof(core::ptr::null(), size_of::<T>().max(1), gfp.raw()) };
+    // SAFETY: No precondition: kmalloc with the caller's flags.
+    let p = unsafe { raw::dmrs_kmalloc(size_of::<T>().max(1), gfp.raw()) };
     NonNull::new(p.cast())
 }
 

@@ -10,7 +10,6 @@ use crate::binding::raw;
 use core::cell::UnsafeCell;
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
-use kernel::init::PinInit;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::LockClassKey;
@@ -22,7 +21,7 @@ macro_rules! new_irq_spinlock {
         $crate::binding::gaps::lock::IrqSpinLock::new(
             $inner,
             kernel::c_str!($name),
-            kernel::static_lock_class!(),
+            $crate::binding::compat::static_lock_class!(),
         )
     };
 }
@@ -65,7 +64,7 @@ impl<T> IrqSpinLock<T> {
                 raw::dmrs_spin_lock_init(
                     slot,
                     name.as_char_ptr(),
-                    (key as *const LockClassKey).cast_mut().cast(),
+                    core::ptr::from_ref(key).cast_mut().cast(),
                 )
             }),
         })

@@ -16,7 +16,6 @@
 use crate::binding::raw;
 use core::ptr::NonNull;
 use core::sync::atomic::{AtomicPtr, Ordering};
-use kernel::c_str;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::workqueue::{Queue, RawWorkItem};
@@ -75,15 +74,8 @@ pub(crate) fn reap_deferred() {
 impl OwnedQueue {
     /// Allocates a workqueue that can make progress during memory reclaim.
     pub(crate) fn new_mem_reclaim(name: &CStr) -> Result<Self> {
-        // SAFETY: The format is "%s" with one NUL-terminated string argument.
-        let ptr = unsafe {
-            raw::alloc_workqueue(
-                c_str!("%s").as_char_ptr(),
-                raw::WQ_MEM_RECLAIM,
-                1,
-                name.as_char_ptr(),
-            )
-        };
+        // SAFETY: `name` is NUL-terminated; the helper formats it with "%s".
+        let ptr = unsafe { raw::dmrs_alloc_workqueue(name.as_char_ptr(), raw::WQ_MEM_RECLAIM) };
         let ptr = NonNull::new(ptr).ok_or(ENOMEM)?;
         let node = KBox::new(
             Deferred {
