@@ -209,7 +209,7 @@ if [ -n "$OURS" ]; then
 	check "the read policy is balance by default" policy_is $M balance
 fi
 check "2 non-rotational legs: 2 passes read the data" measure passes 2 $M "$SHA"
-split_diag "2 legs, balance"
+split_diag "2 legs, default policy"
 if [ -n "$OURS" ]; then
 	check "2 non-rotational legs: each leg read >= 20%" spread 20
 	tap_diag "stats: $(stats $M)"
@@ -258,7 +258,7 @@ at_end "rmdev $M"
 check "write 16 MiB" dd if=/tmp/r42.d of=/dev/mapper/$M bs=1M oflag=direct
 LEGS="r0 r1 r2"
 check "3 non-rotational legs: 3 passes read the data" measure passes 3 $M "$SHA"
-split_diag "3 legs, balance"
+split_diag "3 legs, default policy"
 if [ -n "$OURS" ]; then
 	check "3 non-rotational legs: each leg read >= 12%" spread 12
 	check "no read left counted in flight" none_pending $M 3
@@ -305,6 +305,8 @@ split_diag "3 legs after the resync"
 if [ -n "$OURS" ]; then
 	check "in sync: each leg read >= 12%" spread 12
 	check "no read left counted in flight" none_pending $M 3
+else
+	check "in sync: C reads everything from the default leg" only_leg 0
 fi
 check "remove the resynced mirror" rmdev $M
 check "legs r1, r2 linear again" eval 'set_table r1 "$(linear_of r1)" && set_table r2 "$(linear_of r2)"'
