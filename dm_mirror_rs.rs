@@ -2,9 +2,10 @@
 
 //! dm-mirror-rs: the device-mapper "mirror" target (dm-raid1) in Rust.
 //!
-//! A mirror keeps 2 to 9 legs identical. Reads go to the default leg; writes,
-//! flushes and discards are queued to kmirrord, which sends each one to every
-//! leg with a single dm-io request. The table and status lines are those of
+//! A mirror keeps 2 to 9 legs identical. Reads of in-sync regions are spread
+//! over the legs by load and locality (`read_policy.rs`), others go to the
+//! default leg; writes, flushes and discards are queued to kmirrord, which
+//! sends each one to every leg with a single dm-io request. The table and status lines are those of
 //! the C target, so dmsetup, dmraid and LVM drive this module unchanged.
 //!
 //! This file registers the target. The files, as a reader of the C target
@@ -15,6 +16,7 @@
 //! - `mempool.rs`: region allocation (GFP_ATOMIC from the pool, else a
 //!   blocking GFP_NOIO kmalloc) and its debugfs test knobs;
 //! - `table.rs`: table syntax and status text (kernel-free);
+//! - `read_policy.rs`: where a read of an in-sync region goes (kernel-free);
 //! - `binding/`: the device-mapper abstractions, all `unsafe` code.
 //!
 //! `docs/architecture.md` maps every C function to its Rust counterpart.
@@ -34,6 +36,10 @@ mod disk_log_format;
 mod log_bits;
 mod mempool;
 mod mirror;
+/// The read policies and the balancing rule, shared with the host test
+/// crate.
+#[allow(unreachable_pub)]
+mod read_policy;
 /// The region hash, generic over its kernel parts (instantiated in
 /// `mirror/mod.rs`), shared with the host test crate.
 #[allow(unreachable_pub, dead_code)]

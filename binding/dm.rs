@@ -168,6 +168,19 @@ impl<T: TargetOps> EndIoBio<'_, T> {
         unsafe { &(*per_bio::<T>(self.ptr)).data }
     }
 
+    /// The target's per-bio data, mutably, while the bio is not taken
+    /// (`None` after [`Self::take`]: the taken bio's handle owns it then).
+    pub(crate) fn data_mut(&mut self) -> Option<&mut T::BioData> {
+        if self.taken {
+            return None;
+        }
+        // SAFETY: The bio is a live `T` bio, so its per-bio data is an
+        // initialised `PerBio<T>`; the completing bio is this callback's and
+        // not taken, so no `DmBio` handle to it exists and `&mut self`
+        // makes this the only access.
+        Some(unsafe { &mut (*per_bio::<T>(self.ptr)).data })
+    }
+
     fn opf(&self) -> raw::blk_opf_t {
         // SAFETY: The bio is live during the callback.
         unsafe { self.ptr.as_ref().bi_opf }
@@ -417,6 +430,13 @@ impl TargetDevice {
     pub(crate) fn logical_block_size(&self) -> u32 {
         // SAFETY: An open device's block device is live.
         unsafe { raw::dmrs_bdev_logical_block_size(self.bdev()) }
+    }
+
+    /// Whether the device's queue says it is rotational (a seek is costly),
+    /// as its `queue/rotational` attribute shows now (it may change).
+    pub(crate) fn is_rotational(&self) -> bool {
+        // SAFETY: An open device's block device and its queue are live.
+        !unsafe { raw::dmrs_bdev_nonrot(self.bdev()) }
     }
 }
 

@@ -53,6 +53,11 @@ unsigned int dmrs_bdev_logical_block_size(struct block_device *bdev)
 	return bdev_logical_block_size(bdev);
 }
 
+bool dmrs_bdev_nonrot(struct block_device *bdev)
+{
+	return bdev_nonrot(bdev);
+}
+
 void dmrs_spin_lock_init(spinlock_t *lock, const char *name,
 			 struct lock_class_key *key)
 {

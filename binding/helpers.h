@@ -31,6 +31,7 @@ void dmrs_bio_restore(const struct dmrs_bio_details *bd, struct bio *bio);
 void dmrs_bio_set_dev(struct bio *bio, struct block_device *bdev);
 void dmrs_bio_get(struct bio *bio);
 unsigned int dmrs_bdev_logical_block_size(struct block_device *bdev);
+bool dmrs_bdev_nonrot(struct block_device *bdev);
 unsigned short dmrs_ioprio_default(void);
 void dmrs_spin_lock_init(spinlock_t *lock, const char *name,
 			 struct lock_class_key *key);

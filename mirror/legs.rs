@@ -7,8 +7,9 @@
 
 use super::MirrorSet;
 use crate::binding::dm::TargetDevice;
+use crate::read_policy::LegLoad;
 use crate::table::{self, LegErrors};
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use kernel::prelude::*;
 
 /// The kinds of leg errors, each shown as a health character.
@@ -68,12 +69,72 @@ impl LegErrorCounts {
     }
 }
 
+/// What read balancing (`read_policy.rs`) knows of a leg: lock-free
+/// counters, updated when a read is sent to the leg and when it ends.
+#[derive(Default)]
+pub(crate) struct LegReads {
+    /// Reads sent to the leg and not ended yet.
+    pending: AtomicU32,
+    /// The sector (relative to the mirrored area) just past the last read
+    /// sent to the leg: where its head is, as far as we know.
+    next_sector: AtomicU64,
+    /// Reads the leg completed without error.
+    served: AtomicU64,
+}
+
+impl LegReads {
+    /// A read of the mirrored area up to `end` (exclusive, relative to the
+    /// mirrored area) is being sent to the leg.
+    pub(crate) fn start(&self, end: u64) {
+        // Saturating: in-flight reads are far fewer than u32::MAX, but a
+        // counter must never wrap.
+        let _ = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
+                Some(p.saturating_add(1))
+            });
+        self.next_sector.store(end, Ordering::Relaxed);
+    }
+
+    /// A read counted by `start` ended, successfully if `ok`.
+    pub(crate) fn end(&self, ok: bool) {
+        // Never below zero, even if a completion were seen twice.
+        let _ = self
+            .pending
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| p.checked_sub(1));
+        if ok {
+            self.served.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The snapshot the balancing rule looks at.
+    pub(crate) fn load(&self, rotational: bool) -> LegLoad {
+        LegLoad {
+            pending: self.pending.load(Ordering::Relaxed),
+            next_sector: self.next_sector.load(Ordering::Relaxed),
+            rotational,
+        }
+    }
+
+    /// Reads in flight on the leg.
+    pub(crate) fn pending(&self) -> u32 {
+        self.pending.load(Ordering::Relaxed)
+    }
+
+    /// Reads the leg completed without error.
+    pub(crate) fn served(&self) -> u64 {
+        self.served.load(Ordering::Relaxed)
+    }
+}
+
 /// One leg of the mirror.
 pub(crate) struct Leg {
     pub(crate) dev: TargetDevice,
     /// Start of the mirrored data on the device, in sectors.
     pub(crate) offset: u64,
     pub(crate) errors: LegErrorCounts,
+    /// Reads in flight and where the last one ended (read balancing).
+    pub(crate) reads: LegReads,
 }
 
 impl MirrorSet {

@@ -42,9 +42,10 @@ use crate::binding::gaps::wq::OwnedQueue;
 use crate::binding::kcopyd::KcopydClient;
 use crate::dirty_log::{DiskLogDev, MirrorLog};
 use crate::mempool::FallbackPool;
+use crate::read_policy::ReadPolicy;
 use crate::region_hash::{self, bucket_count, DirtyLog, HashParts, RegionGeometry, WriteList};
 use crate::table::{self, Features, LogKind};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
 use kernel::alloc::VVec;
 use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex, SpinLock};
@@ -112,6 +113,9 @@ pub(crate) struct BioData {
     read_region: u32,
     /// Reads: the legs tried so far, one bit each.
     tried: u16,
+    /// Reads: the bio is counted in flight on `read_leg` (set when it is
+    /// sent there, cleared when it ends, so an end is counted once).
+    read_counted: bool,
 }
 
 /// Bios kmirrord has still to handle, and writes held after failures.
@@ -132,6 +136,8 @@ pub(crate) struct MirrorSet {
     pub(crate) legs: KVec<Leg>,
     pub(crate) geo: RegionGeometry,
     default_leg: AtomicUsize,
+    /// How reads of in-sync regions are routed (`ReadPolicy::to_u8`).
+    read_policy: AtomicU8,
     log_args: LogArgsOwned,
     features: Features,
     #[pin]
@@ -189,6 +195,14 @@ struct LogArgsOwned {
 }
 
 impl MirrorSet {
+    pub(crate) fn read_policy(&self) -> ReadPolicy {
+        ReadPolicy::from_u8(self.read_policy.load(Ordering::Relaxed))
+    }
+
+    pub(crate) fn set_read_policy(&self, p: ReadPolicy) {
+        self.read_policy.store(p.to_u8(), Ordering::Relaxed);
+    }
+
     pub(crate) fn region_in_sync(&self, region: u32) -> bool {
         self.rh.lock().log.in_sync(region)
     }

@@ -1,24 +1,36 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Reads: an in-sync region is read from the default leg (or, after errors,
-//! another good one); a region out of sync only from the default leg. A
-//! failed read is counted against its leg and retried by kmirrord on another
-//! leg that can serve it (dm-raid1.c's `choose_mirror`, `mirror_map` for
-//! reads, `mirror_end_io` for reads and `do_reads`).
+//! Reads: an in-sync region is read from any leg without errors, chosen by
+//! the read policy (`balance`: by load and locality, `read_policy.rs`;
+//! `default_leg`: the default leg, or after errors another good one, as the
+//! C target); a region out of sync only from the default leg. A failed read
+//! is counted against its leg and retried by kmirrord on another leg that
+//! can serve it, in the C target's order (dm-raid1.c's `choose_mirror`,
+//! `mirror_map` for reads, `mirror_end_io` for reads and `do_reads`).
+//!
+//! Each leg counts its reads in flight and where its last read ended
+//! (`legs.rs` `LegReads`, atomics): `remap_read` counts a read on the leg it
+//! sends it to and marks the bio counted; `read_done`, which device-mapper
+//! calls for every completion of a bio we remapped (successful or not, and
+//! again for each retry we resubmit, or end ourselves), uncounts it once.
 
 use super::kmirrord;
 use super::{ErrorKind, MirrorSet};
 use crate::binding::bio::{BioList, DmBio, Status};
 use crate::binding::dm::EndIoBio;
 use crate::binding::target::TargetBorrow;
+use crate::read_policy::{self, LegLoad, ReadPolicy};
+use crate::MAX_LEGS;
 use kernel::prelude::*;
 
 impl MirrorSet {
-    /// The leg to read `bio` from: for an in-sync region, the default leg
-    /// or else the nearest one before it (wrapping round, the order of the
-    /// C target) that has no errors and was not tried yet; for a region out
-    /// of sync, only the default leg (others may be stale), if it has no
-    /// errors and was not tried.
+    /// The leg to read `bio` from: for an in-sync region, under the
+    /// `balance` policy and on the first try, the leg `read_policy.rs`
+    /// chooses among those without errors; else (`default_leg`, or a retry
+    /// after a read error) the default leg or the nearest one before it
+    /// (wrapping round, the order of the C target) that has no errors and
+    /// was not tried yet; for a region out of sync, only the default leg
+    /// (others may be stale), if it has no errors and was not tried.
     pub(crate) fn choose_read_leg(&self, bio: &DmBio<Self>) -> Option<usize> {
         let tried = bio.data().tried;
         let usable = |i: usize| self.leg_can_serve(tried, i);
@@ -26,10 +38,31 @@ impl MirrorSet {
         if !self.region_in_sync(self.geo.region_of(bio.sector())) {
             return usable(default).then_some(default);
         }
+        if tried == 0 && self.read_policy() == ReadPolicy::Balance {
+            return self.choose_balanced(bio.sector());
+        }
         // No `%`: its division-by-zero panic path upsets objtool.
         let n = self.legs.len();
         let d = default.min(n.saturating_sub(1));
         Iterator::chain((0..=d).rev(), (d + 1..n).rev()).find(|&i| usable(i))
+    }
+
+    /// The `balance` choice for a first read at `sector` of a region in
+    /// sync: a snapshot of every leg without errors (its counters and its
+    /// queue's rotational flag, read now: both are a few loads, no lock).
+    fn choose_balanced(&self, sector: u64) -> Option<usize> {
+        let mut loads: [Option<LegLoad>; MAX_LEGS] = [None; MAX_LEGS];
+        for (i, (slot, leg)) in loads.iter_mut().zip(self.legs.iter()).enumerate() {
+            if self.leg_can_serve(0, i) {
+                *slot = Some(leg.reads.load(leg.dev.is_rotational()));
+            }
+        }
+        let n = self.legs.len().min(MAX_LEGS);
+        read_policy::choose_balanced(
+            loads.get(..n).unwrap_or(&[]),
+            self.default_leg_index(),
+            self.geo.target_offset(sector),
+        )
     }
 
     /// Whether leg `i` may serve a read whose tried legs are the bits of
@@ -45,12 +78,16 @@ impl MirrorSet {
             return false;
         };
         let region = self.geo.region_of(bio.sector());
+        let start = self.geo.target_offset(bio.sector());
         let data = bio.data_mut();
         data.read_region = region;
         data.read_leg = leg;
         data.tried |= 1 << leg;
-        let sector = l.offset + self.geo.target_offset(bio.sector());
-        bio.remap(&l.dev, sector);
+        // Counted before device-mapper (or kmirrord) sends it: it cannot end
+        // before. A retry was uncounted on its failed leg by `read_done`.
+        data.read_counted = true;
+        l.reads.start(start.saturating_add(bio.sectors()));
+        bio.remap(&l.dev, l.offset + start);
         true
     }
 
@@ -58,6 +95,16 @@ impl MirrorSet {
     /// another leg can serve it, handed to kmirrord to be sent there.
     pub(super) fn read_done(this: TargetBorrow<'_, Self>, bio: &mut EndIoBio<'_, Self>) {
         let st = bio.status();
+        // Uncount the read on its leg, once: a bio that kmirrord fails
+        // without resending ends here again, no longer counted.
+        let leg = bio.data().read_leg;
+        if let Some(data) = bio.data_mut() {
+            if core::mem::take(&mut data.read_counted) {
+                if let Some(l) = this.legs.get(leg) {
+                    l.reads.end(st.is_ok());
+                }
+            }
+        }
         // A failed read-ahead says little about the leg (C ignores it too).
         if st.is_ok() || st == Status::NOTSUPP || bio.is_readahead() {
             return;

@@ -5,7 +5,7 @@
 //! message.
 
 use super::kmirrord;
-use super::legs::LegErrorCounts;
+use super::legs::{LegErrorCounts, LegReads};
 use super::{new_region_hash, BioData, Leg, LogArgsOwned, MirrorSet, Queues, RhCore};
 use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::bounded_writer::BoundedWriter;
@@ -19,6 +19,7 @@ use crate::binding::kcopyd::KcopydClient;
 use crate::binding::target::{TargetBorrow, TargetState};
 use crate::dirty_log::{self, new_log, DiskLogDev};
 use crate::mempool::FallbackPool;
+use crate::read_policy::ReadPolicy;
 use crate::region_hash::RegionGeometry;
 use crate::table::{self, LegArg, LogArgs, LogKind, LogStatus, MirrorTable};
 use crate::{MAX_LEGS, VERSION};
@@ -75,6 +76,7 @@ fn open_legs(ti: &TargetSetup<'_>, t: &MirrorTable<'_>, len: u64) -> Result<KVec
                 dev,
                 offset: *offset,
                 errors: LegErrorCounts::default(),
+                reads: LegReads::default(),
             },
             GFP_KERNEL,
         )
@@ -115,6 +117,7 @@ impl TargetOps for MirrorSet {
             legs,
             geo: RegionGeometry::new(ti.target().begin(), len, region_size, nr_regions),
             default_leg: AtomicUsize::new(0),
+            read_policy: AtomicU8::new(ReadPolicy::default().to_u8()),
             log_args: LogArgsOwned {
                 kind: t.log.kind,
                 region_size,
@@ -261,7 +264,10 @@ impl TargetOps for MirrorSet {
 }
 
 impl MirrorSet {
-    /// `dmsetup message <dev> 0 stats`: the region allocation counters.
+    /// `dmsetup message <dev> 0 stats`: the region allocation counters,
+    /// then the read policy and, per leg, the reads it served and those in
+    /// flight. `dmsetup message <dev> 0 read_policy default_leg|balance`:
+    /// sets how reads of in-sync regions are routed.
     fn message(&self, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
         let st = &self.regions.stats;
         match args {
@@ -281,17 +287,60 @@ impl MirrorSet {
                     in_sync,
                     self.geo.nr_regions()
                 )
-                .map_err(|_| ENOSPC)
+                .map_err(|_| ENOSPC)?;
+                self.write_read_stats(out).map_err(|_| ENOSPC)
+            }
+            ["read_policy", name] => match ReadPolicy::parse(name) {
+                Some(p) => {
+                    self.set_read_policy(p);
+                    Ok(())
+                }
+                None => {
+                    pr_err!(
+                        "read_policy: unknown policy \"{}\": use default_leg or balance\n",
+                        name
+                    );
+                    Err(EINVAL)
+                }
+            },
+            ["read_policy", ..] => {
+                pr_err!(
+                    "read_policy takes one argument (default_leg or balance), got {}\n",
+                    args.len().saturating_sub(1)
+                );
+                Err(EINVAL)
             }
             _ => {
                 pr_warn!(
-                    "unrecognised message \"{}\" ({} words): the mirror knows \"stats\"\n",
+                    "unrecognised message \"{}\" ({} words): the mirror knows \"stats\" and \
+                     \"read_policy default_leg|balance\"\n",
                     args.first().copied().unwrap_or(""),
                     args.len()
                 );
                 Err(EINVAL)
             }
         }
+    }
+
+    /// The `stats` fields of reads: ` read_policy=<name> leg_reads=<n0>,<n1>...
+    /// leg_pending=<p0>,<p1>...` (reads each leg completed without error,
+    /// and has in flight).
+    fn write_read_stats(&self, out: &mut impl Write) -> core::fmt::Result {
+        write!(out, " read_policy={}", self.read_policy().name())?;
+        for (field, served) in [(" leg_reads=", true), (" leg_pending=", false)] {
+            out.write_str(field)?;
+            for (i, leg) in self.legs.iter().enumerate() {
+                if i > 0 {
+                    out.write_str(",")?;
+                }
+                if served {
+                    write!(out, "{}", leg.reads.served())?;
+                } else {
+                    write!(out, "{}", leg.reads.pending())?;
+                }
+            }
+        }
+        Ok(())
     }
 
     fn write_table(&self, out: &mut impl Write) -> core::fmt::Result {

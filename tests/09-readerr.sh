@@ -1,6 +1,7 @@
 #!/bin/sh
 # Read errors. The legs are linear devices over vda/vdb; after data is
-# written, leg 0's table is swapped for the "error" target. Reads through
+# written, leg 0's table is swapped for the "error" target. Reads are routed
+# as in C (ours: read_policy default_leg), so they are sent to leg 0 first. Reads through
 # the mirror must still return the written data (retried on leg 1), the
 # status must show leg 0 as R (read error) and leg 1 as A. With both legs
 # failing, reads fail with EIO and nothing hangs; the mirror can be removed.
@@ -15,6 +16,13 @@ T="0 $L mirror core 2 1024 nosync 2 /dev/mapper/dmrs_l0 0 /dev/mapper/dmrs_l1 0"
 check "create: $T" mkmirror $M "$T" || tap_end
 # remove the mirror before its legs
 at_end "rmdev $M"
+# The read below must reach leg 0 to see its error: route reads as the C
+# target does (ours balances them by default and could serve the read from
+# leg 1 alone; 42-reads.sh tests read errors under balancing).
+if [ "$DMRS_IMPL" != c ]; then
+	check "read_policy default_leg (reads go to leg 0 first)" \
+		dmsetup message $M 0 read_policy default_leg
+fi
 randfile /tmp/rd 8
 check "write 8 MiB" dd if=/tmp/rd of=/dev/mapper/$M bs=1M oflag=direct
 check "reads back" reads_as /tmp/rd /dev/mapper/$M 0

@@ -119,9 +119,9 @@ stats_ok() {
 	[ "$DMRS_IMPL" = c ] && return 0
 	TD_OUT=$(dmsetup message "$1" 0 stats 2>&1)
 	case "$TD_OUT" in
-	*" in_sync="*"/$TD_N") return 0 ;;
+	*" in_sync="*"/$TD_N" | *" in_sync="*"/$TD_N "*) return 0 ;;
 	esac
-	TD_WHY="message $1 0 stats: '$TD_OUT', want '... in_sync=<n>/$TD_N'"
+	TD_WHY="message $1 0 stats: '$TD_OUT', want '... in_sync=<n>/$TD_N ...'"
 	return 1
 }
 

@@ -33,3 +33,8 @@ pub mod log_bits;
 /// the kernel module).
 #[path = "../../disk_log_format.rs"]
 pub mod disk_log_format;
+
+/// The read policies and the read balancing rule (shared with the kernel
+/// module).
+#[path = "../../read_policy.rs"]
+pub mod read_policy;
