@@ -92,8 +92,9 @@ fi
 # The guests run in two lanes at the same time: a TCG guest keeps about one
 # host core busy (measured: ~0.75 of a core on average), and the machine
 # has two. Lane 1 is the guest suite, shown as it runs; lane 2 boots the
-# long single-purpose guests one after the other (the seed's reproducer,
-# the crash cycles, the dmraid reproducer), shown when it is done. Run one
+# long single-purpose guests one after the other (the table fuzz, the seed's
+# reproducer, the crash cycles, the dmraid reproducer), shown when it is
+# done. Run one
 # after the other, the two took longer than CI's 90 minutes.
 lane2_results=$logdir/lane2.results
 lane2_step() { # LOG NAME TITLE CMD...: one step of lane 2
@@ -106,6 +107,10 @@ lane2_step() { # LOG NAME TITLE CMD...: one step of lane 2
 	printf '%s\t%s\t%s\t%s\n' "$rc" "$((SECONDS - t0))" "$log" "$name" >> "$lane2_results"
 }
 lane2() {
+	lane2_step tablefuzz "table fuzz (C and ours, 300 tables)" \
+		"the differential table fuzz: 300 tables of seed 11, C then ours in one boot (tests/40-tablefuzz.sh)" \
+		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
+		--tests 40-tablefuzz --test-timeout 1800 --timeout 2100
 	lane2_step seed "seed reproducer (192 MiB guest)" "the seed's reproducer: ext4 fill in a 192 MiB guest under failslab (512 MiB written)" \
 		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
 		--tests seed --test-timeout 1200 --timeout 1500
@@ -116,21 +121,24 @@ lane2() {
 		--sata-size 640M --tests dmraid-seed --test-timeout 1800 --timeout 2100
 }
 lane2_pid=
+suite=()
 if [ $# = 0 ]; then
+	# lane 1: every numbered test but the table fuzz, which lane 2 runs
+	suite=(--tests "$(cd "$top/tests" && ls [0-9]*.sh | sed 's/\.sh$//' | grep -v '^40-' | paste -sd, -)")
 	: > "$lane2_results"
 	lane2 > "$logdir/lane2.log" 2>&1 &
 	lane2_pid=$!
-	echo "check: lane 2 (seed reproducer, crash cycles, dmraid reproducer) runs beside the guest suite;"
+	echo "check: lane 2 (table fuzz, seed reproducer, crash cycles, dmraid reproducer) runs beside the guest suite;"
 	echo "check: its output follows the suite's (live in $logdir/lane2.log)"
 fi
 
 step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
-# Limits are generous (the suite, with the table fuzz and the teardown
-# cycles, takes ~30-45 min under TCG beside lane 2); a hang still ends the
-# run inside CI's budget.
+# Limits are generous (the suite, with the teardown cycles, takes ~40-60
+# min under TCG beside lane 2); a hang still ends the run inside CI's
+# budget.
 # DMRS_SUITE_TIMEOUT=SECS overrides the whole suite's limit (default 4200).
 logged guest "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
-	--timeout "${DMRS_SUITE_TIMEOUT:-4200}" --test-timeout 1800 "$@"
+	--timeout "${DMRS_SUITE_TIMEOUT:-4200}" --test-timeout 1800 "${suite[@]}" "$@"
 result "guest tests" $? guest
 
 if [ -n "$lane2_pid" ]; then
@@ -142,7 +150,7 @@ if [ -n "$lane2_pid" ]; then
 		times+=$(printf '  %5ss  %s (lane 2)' "$secs" "$name")$'\n'
 		result "$name" "$rc" "$log"
 	done < "$lane2_results"
-	[ "$(wc -l < "$lane2_results")" = 3 ] || result "lane 2 ran all its steps" 1
+	[ "$(wc -l < "$lane2_results")" = 4 ] || result "lane 2 ran all its steps" 1
 fi
 
 summary
