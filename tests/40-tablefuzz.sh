@@ -177,7 +177,7 @@ for impl in $IMPLS; do
 	t0=$(date +%s)
 	check "$(fz_name $impl): all $total cases run" fz_run $impl
 	tap_diag "$(fz_name $impl): $(( $(date +%s) - t0 )) s for $total cases," \
-		"$(grep -c "$TAB"A"$TAB" $W/res.$impl) accepted"
+		"$(grep -c "${TAB}A$" $W/res.$impl) accepted"
 	if [ $impl = c ]; then check "unload the C dm-mirror" unload_c || tap_end
 	else check "unload $(impl_name)" unload_rs || tap_end
 	fi
