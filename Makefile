@@ -17,7 +17,7 @@
 #                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
 #   make bench-quick     the same, one short repetition (~5-8 min)
 #   make crash [CYCLES=20] [IMPL=c]  disk-log crash-consistency cycles (guest
-#                        killed with SIGKILL mid-write, CI runs 5)
+#                        killed with SIGKILL mid-write, CI runs 3)
 #   make fuzz [SEED=n] [COUNT=1000]  the differential table fuzz alone
 #                        (tests/40-tablefuzz.sh, C and ours in one boot; make
 #                        check runs seed 11, 300 cases; no SEED: a random one)
