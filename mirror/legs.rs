@@ -87,7 +87,8 @@ impl LegReads {
     /// mirrored area) is being sent to the leg.
     pub(crate) fn start(&self, end: u64) {
         // Saturating: in-flight reads are far fewer than u32::MAX, but a
-        // counter must never wrap.
+        // counter must never wrap. The closure always returns `Some`, so
+        // the result is always `Ok` and says nothing.
         let _ = self
             .pending
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| {
@@ -98,7 +99,9 @@ impl LegReads {
 
     /// A read counted by `start` ended, successfully if `ok`.
     pub(crate) fn end(&self, ok: bool) {
-        // Never below zero, even if a completion were seen twice.
+        // Never below zero, even if a completion were seen twice: at zero
+        // the update is refused (`Err`), which is what we want, so the
+        // result is not needed.
         let _ = self
             .pending
             .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |p| p.checked_sub(1));
