@@ -10,9 +10,11 @@
 #   make demo            create a mirror in a guest and show what it does
 #   make host-test       host unit tests of the kernel-free code
 #   make seed-long       the seed's reproducer writing 4 GiB (CI writes 512 MiB)
-#   make teardown-long [CYCLES=3000] [SEED=S] [IMPL=c]  only the teardown test
-#                        (tests/41-teardown.sh), CYCLES create/remove cycles
-#                        (make check runs 300)
+#   make teardown-long [CYCLES=3000] [SEED=S] [IMPL=c] [STALL=30:20]  only the
+#                        teardown test (tests/41-teardown.sh), CYCLES
+#                        create/remove cycles with vCPU 1 stopped STALL ms of
+#                        every STALL+RUN ms (STALL=none: never; make check
+#                        runs up to 300 cycles, stalled 30:20)
 #   make bench           benchmark against C dm-mirror, md raid1 and the raw legs
 #                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
 #   make bench-quick     the same, one short repetition (~5-8 min)
@@ -102,9 +104,10 @@ crash: modules
 # would be a short run here). A cycle took ~9 s of guest time on a loaded
 # 2-core host (a dmsetup call 1.1 s); the limits only catch a hang.
 TEARDOWN_CYCLES = $(if $(filter command line environment,$(origin CYCLES)),$(CYCLES),3000)
+TEARDOWN_STALL = $(if $(STALL),$(STALL),30:20)
 teardown-long: modules
 	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --impl $(IMPL) \
-		--tests 41-teardown \
+		--tests 41-teardown $(if $(filter none,$(TEARDOWN_STALL)),,--stall-vcpu $(TEARDOWN_STALL)) \
 		--append "dmrs.teardown_cycles=$(TEARDOWN_CYCLES)$(if $(SEED), dmrs.teardown_seed=$(SEED))" \
 		--test-timeout $$(( $(TEARDOWN_CYCLES) * 12 + 600 )) --timeout $$(( $(TEARDOWN_CYCLES) * 12 + 1200 ))
 

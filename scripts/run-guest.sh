@@ -8,6 +8,7 @@
 #                        [--kill-on PATTERN [--kill-after SECS]]
 #                        [--nvidia sync|nosync|none] [--sata-size SIZE]
 #                        [--fuzz-seed N] [--fuzz-count N]
+#                        [--stall-vcpu STALL_MS:RUN_MS]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -34,6 +35,12 @@
 #   --sata-size SZ  size of freshly created sata images (default 128M)
 #   --fuzz-seed N, --fuzz-count N  the cases of the table fuzz (tests/40-tablefuzz.sh,
 #                   made by scripts/table-fuzz.py; default seed 11, 300 cases)
+#   --stall-vcpu S:R  stop the guest's vCPU 1 from the host for about S ms,
+#                   let it run about R ms, and again, for the whole run
+#                   (scripts/vcpu-stall.py): what a loaded host does to a
+#                   guest now and then, so that races whose window is a
+#                   few instructions of non-preemptible kernel code open
+#                   often (tests/41-teardown.sh's stalled run)
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
 # vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
@@ -61,6 +68,7 @@ kill_after=3
 nvidia=sync
 sata_size=128M
 fuzz=()
+stall=
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -81,12 +89,14 @@ while [ $# -gt 0 ]; do
 	--nvidia) nvidia=$2; shift 2 ;;
 	--sata-size) sata_size=$2; shift 2 ;;
 	--fuzz-seed|--fuzz-count) fuzz+=("$1" "$2"); shift 2 ;;
+	--stall-vcpu) stall=$2; shift 2 ;;
 	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
 case "$impl" in rs|c) ;; *) die "--impl must be rs or c" ;; esac
 case "$nvidia" in sync|nosync|none) ;; *) die "--nvidia must be sync, nosync or none" ;; esac
+case "$stall" in '' | [0-9]*:[0-9]*) ;; *) die "--stall-vcpu wants STALL_MS:RUN_MS" ;; esac
 bzimage=$kernel/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || die "no $bzimage (scripts/build-kernel.sh debug)"
 [ -f "$kernel/.dmrs-stamp" ] || echo "run-guest: warning: $kernel has no .dmrs-stamp (build unfinished?)" >&2
@@ -140,7 +150,9 @@ cmdline="console=ttyS0 panic=-1 printk.devkmsg=on watchdog_thresh=60 dmrs.tests=
 # q35, not the default i440fx: the i440fx _PRT AML is a 128-step loop that a
 # KASAN+kmemleak+lockdep kernel under TCG cannot finish within ACPI's 30 s
 # loop limit (soft lockups, then "can't derive routing for PCI INT A").
-qemu=(qemu-system-x86_64 -machine q35 -accel tcg -smp 2 -m "$mem" -nodefaults -nographic -monitor none -no-reboot
+# debug-threads=on names QEMU's threads ("CPU 1/TCG"), for --stall-vcpu.
+qemu=(qemu-system-x86_64 -name dmrs,debug-threads=on -machine q35 -accel tcg -smp 2 -m "$mem"
+	-nodefaults -nographic -monitor none -no-reboot
 	-kernel "$bzimage" -initrd "$work/initramfs.cpio.gz" -append "$cmdline"
 	-serial "file:$console" -serial "file:$taplog"
 	-drive "file=$disks/vda.img,if=none,id=vda,format=raw,cache=unsafe" -device virtio-blk-pci,drive=vda
@@ -150,12 +162,34 @@ qemu=(qemu-system-x86_64 -machine q35 -accel tcg -smp 2 -m "$mem" -nodefaults -n
 	-drive "file=$disks/sata0.img,if=none,id=sata0,format=raw,cache=unsafe" -device ide-hd,drive=sata0,bus=ahci.0,serial=DMRS0000
 	-drive "file=$disks/sata1.img,if=none,id=sata1,format=raw,cache=unsafe" -device ide-hd,drive=sata1,bus=ahci.1,serial=DMRS0001)
 
-echo "run-guest: booting ($impl, tests=$tests, mem=$mem, timeout ${timeout}s)" >&2
+echo "run-guest: booting ($impl, tests=$tests, mem=$mem, timeout ${timeout}s${stall:+, vCPU 1 stalled $stall ms})" >&2
 start=$(date +%s)
 killed=
-if [ -z "$kill_on" ]; then
+stall_failed=
+if [ -z "$kill_on" ] && [ -z "$stall" ]; then
 	timeout --foreground -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$work/qemu.out" 2>&1
 	qrc=$?
+elif [ -n "$stall" ]; then
+	rm -f "$work/qemu.pid"
+	timeout --foreground -k 10 "$timeout" "${qemu[@]}" -pidfile "$work/qemu.pid" \
+		< /dev/null > "$work/qemu.out" 2>&1 &
+	tpid=$!
+	n=0
+	while [ ! -s "$work/qemu.pid" ] && [ $n -lt 100 ] && kill -0 $tpid 2> /dev/null; do
+		sleep 0.1
+		n=$((n + 1))
+	done
+	python3 "$here/vcpu-stall.py" "$(cat "$work/qemu.pid" 2> /dev/null || echo 0)" --cpu 1 \
+		--stall "${stall%%:*}" --run "${stall#*:}" > "$work/stall.out" 2>&1 &
+	spid=$!
+	wait $tpid
+	qrc=$?
+	wait $spid
+	src=$?
+	cat "$work/stall.out" >&2
+	[ $src -eq 0 ] || stall_failed="vcpu-stall.py exited with $src"
+	grep -Eq '^vcpu-stall: [1-9][0-9]* stalls' "$work/stall.out" ||
+		stall_failed="${stall_failed:-vcpu-stall.py made no stall}"
 else
 	# crash mode: a watcher kills QEMU (by the pid it wrote) with SIGKILL
 	# SECS after PAT shows up on the console
@@ -190,6 +224,7 @@ echo "run-guest: qemu exited with $qrc after ${elapsed}s" >&2
 
 fail=0
 problem() { echo "run-guest: FAIL: $*" >&2; fail=1; }
+[ -z "${stall_failed:-}" ] || problem "--stall-vcpu: $stall_failed"
 
 if [ -n "$kill_on" ]; then
 	if [ -n "$killed" ]; then
