@@ -38,3 +38,9 @@ pub mod disk_log_format;
 /// module).
 #[path = "../../read_policy.rs"]
 pub mod read_policy;
+
+/// Check and repair: the messages, the pass over the regions, the vote over
+/// the copies, and the pace of background work (kernel-free; the module
+/// does not use it yet).
+#[path = "../../scrub.rs"]
+pub mod scrub;
