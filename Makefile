@@ -7,7 +7,8 @@
 #   make CLIPPY=1        the same, with clippy on the Rust code
 #   make check           install what is missing, build everything, run host
 #                        and guest tests (what CI runs)
-#   make demo            create a mirror in a guest and show what it does
+#   make demo            create a mirror in a guest and show what it does, as
+#                        it happens (non-debug kernel, module in build/demo-module/)
 #   make host-test       host unit tests of the kernel-free code
 #   make seed-long       the seed's reproducer writing 4 GiB (CI writes 512 MiB)
 #   make teardown-long [CYCLES=3000] [SEED=S] [IMPL=c] [STALL=30:20]  only the
