@@ -96,7 +96,7 @@ while [ $# -gt 0 ]; do
 	--fuzz-seed|--fuzz-count) fuzz+=("$1" "$2"); shift 2 ;;
 	--stall-vcpu) stall=$2; shift 2 ;;
 	--live) live=1; shift ;;
-	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
