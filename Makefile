@@ -7,7 +7,10 @@
 #   make CLIPPY=1        the same, with clippy on the Rust code
 #   make check           install what is missing, build everything, run host
 #                        and guest tests (what CI runs)
-#   make demo            create a mirror in a guest and show what it does
+#   make demo            create a mirror in a guest and show what it does, as
+#                        it happens (non-debug kernel, module in build/demo-module/)
+#   make dkms-test       dkms add/build/install/remove of dkms.conf against the
+#                        debug kernel tree, in private trees (scripts/dkms-test.sh)
 #   make host-test       host unit tests of the kernel-free code
 #   make seed-long       the seed's reproducer writing 4 GiB (CI writes 512 MiB)
 #   make teardown-long [CYCLES=3000] [SEED=S] [IMPL=c] [STALL=30:20]  only the
@@ -53,7 +56,7 @@ export LLVM
 KLLVM = $(if $(filter command line,$(origin LLVM)),$(LLVM),$(if $(KENV),$$KERNEL_LLVM,$(LLVM)))
 
 .PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick crash fuzz \
-	teardown-long
+	teardown-long dkms-test
 
 all: modules
 
@@ -83,6 +86,9 @@ check:
 
 demo:
 	scripts/demo.sh
+
+dkms-test:
+	scripts/dkms-test.sh
 
 seed-long: modules
 	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --mem 192M \

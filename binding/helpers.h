@@ -59,5 +59,7 @@ struct dentry *dmrs_debugfs_create_file(const char *name, umode_t mode,
 					struct dentry *parent, void *data,
 					const struct file_operations *fops);
 void dmrs_wake_up_var(void *var);
+struct dentry *dmrs_debugfs_create_dir(const char *name, struct dentry *parent);
+void dmrs_debugfs_remove(struct dentry *dentry);
 
 #endif

@@ -8,7 +8,7 @@
 #                        [--kill-on PATTERN [--kill-after SECS]]
 #                        [--nvidia sync|nosync|none] [--sata-size SIZE]
 #                        [--fuzz-seed N] [--fuzz-count N]
-#                        [--stall-vcpu STALL_MS:RUN_MS]
+#                        [--stall-vcpu STALL_MS:RUN_MS] [--live]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -41,6 +41,10 @@
 #                   guest now and then, so that races whose window is a
 #                   few instructions of non-preemptible kernel code open
 #                   often (tests/41-teardown.sh's stalled run)
+#   --live          while QEMU runs, print each TAP line to stdout as the
+#                   guest writes it (not all of them at the end), and the
+#                   console's "dmrs-init:" lines (boot done, each test's
+#                   start and end, with the guest's clock) to stderr
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
 # vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
@@ -69,6 +73,7 @@ nvidia=sync
 sata_size=128M
 fuzz=()
 stall=
+live=
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -90,7 +95,8 @@ while [ $# -gt 0 ]; do
 	--sata-size) sata_size=$2; shift 2 ;;
 	--fuzz-seed|--fuzz-count) fuzz+=("$1" "$2"); shift 2 ;;
 	--stall-vcpu) stall=$2; shift 2 ;;
-	-h|--help) sed -n '2,40p' "$0"; exit 0 ;;
+	--live) live=1; shift ;;
+	-h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
@@ -163,6 +169,25 @@ qemu=(qemu-system-x86_64 -name dmrs,debug-threads=on -machine q35 -accel tcg -sm
 	-drive "file=$disks/sata1.img,if=none,id=sata1,format=raw,cache=unsafe" -device ide-hd,drive=sata1,bus=ahci.1,serial=DMRS0001)
 
 echo "run-guest: booting ($impl, tests=$tests, mem=$mem, timeout ${timeout}s${stall:+, vCPU 1 stalled $stall ms})" >&2
+# --live: two followers, tail -F --pid on a sentinel, so that after QEMU
+# ends they read what is left and exit on their own; the sentinel ends when
+# we kill it, or when this script ends however it ends
+live_start() {
+	[ -n "$live" ] || return 0
+	tail -f --pid=$$ /dev/null &
+	live_sentinel=$!
+	( tail -n +1 -F --pid=$live_sentinel "$taplog" 2> /dev/null | sed -u 's/\r$//' ) &
+	live_tap=$!
+	( tail -n +1 -F --pid=$live_sentinel "$console" 2> /dev/null |
+		sed -un 's/\r//g; /dmrs-init: /s/^/run-guest: guest: /p' >&2 ) &
+	live_con=$!
+}
+live_stop() {
+	[ -n "$live" ] || return 0
+	kill $live_sentinel 2> /dev/null
+	wait $live_sentinel $live_tap $live_con 2> /dev/null
+}
+live_start
 start=$(date +%s)
 killed=
 stall_failed=
@@ -220,6 +245,7 @@ else
 	[ -f "$work/killed" ] && killed=1
 fi
 elapsed=$(( $(date +%s) - start ))
+live_stop
 echo "run-guest: qemu exited with $qrc after ${elapsed}s" >&2
 
 fail=0
@@ -240,7 +266,7 @@ fi
 
 # --- TAP ---------------------------------------------------------------------
 tr -d '\r' < "$taplog" > "$taplog.clean" && mv "$taplog.clean" "$taplog"
-cat "$taplog"
+[ -n "$live" ] || cat "$taplog"
 results=$(grep -Ec '^(not )?ok [0-9]+' "$taplog")
 plan=$(sed -n 's/^1\.\.\([0-9][0-9]*\)$/\1/p' "$taplog" | tail -n 1)
 if [ -n "$kill_on" ]; then
