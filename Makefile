@@ -17,7 +17,7 @@
 #                        teardown test (tests/41-teardown.sh), CYCLES
 #                        create/remove cycles with vCPU 1 stopped STALL ms of
 #                        every STALL+RUN ms (STALL=none: never; make check
-#                        runs up to 300 cycles, stalled 30:20)
+#                        runs 200 cycles, stalled 30:20)
 #   make bench           benchmark against C dm-mirror, md raid1 and the raw legs
 #                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
 #   make bench-quick     the same, one short repetition (~5-8 min)

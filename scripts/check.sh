@@ -115,11 +115,13 @@ lane2() {
 	# The teardown races of issue #11 open in a window of a few instructions
 	# of an I/O completion; a host that stops a vCPU there for milliseconds
 	# opens it (scripts/vcpu-stall.py). Without the stalls the old code
-	# passed 300 cycles twice; with them it failed in the resync phase.
+	# passed 300 cycles twice; with them it failed in the resync phase, 2
+	# runs of 2. 200 cycles: 130 took 896 s here with the host at load 8.
 	lane2_step teardown "teardown cycles, vCPU 1 stalled" \
 		"create/inspect/remove cycles of every kind of table (tests/41-teardown.sh), vCPU 1 stopped ~30 ms of every ~50 ms" \
 		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
-		--tests 41-teardown --stall-vcpu 30:20 --test-timeout 1800 --timeout 2100
+		--tests 41-teardown --stall-vcpu 30:20 --append dmrs.teardown_cycles=200 \
+		--test-timeout 2400 --timeout 2700
 	lane2_step seed "seed reproducer (192 MiB guest)" "the seed's reproducer: ext4 fill in a 192 MiB guest under failslab (512 MiB written)" \
 		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --mem 192M \
 		--tests seed --test-timeout 1200 --timeout 1500
