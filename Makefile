@@ -125,4 +125,4 @@ fuzz: modules
 	@echo "fuzz: seed $(FUZZ_SEED), $(FUZZ_COUNT) cases (make fuzz SEED=$(FUZZ_SEED) COUNT=$(FUZZ_COUNT) repeats it)"
 	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --impl $(IMPL) \
 		--tests 40-tablefuzz --fuzz-seed $(FUZZ_SEED) --fuzz-count $(FUZZ_COUNT) \
-		--test-timeout $$(( $(FUZZ_COUNT) * 3 + 600 )) --timeout $$(( $(FUZZ_COUNT) * 3 + 1200 ))
+		--test-timeout $$(( $(FUZZ_COUNT) * 6 + 600 )) --timeout $$(( $(FUZZ_COUNT) * 6 + 1200 ))
