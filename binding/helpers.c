@@ -114,7 +114,12 @@ bool dmrs_io_error_ratelimit(void)
 
 void dmrs_fault_attr_init(struct fault_attr *attr)
 {
+#ifdef CONFIG_FAULT_INJECTION
 	*attr = (struct fault_attr)FAULT_ATTR_INITIALIZER;
+#else
+	/* An empty struct without fault injection (the bench kernel). */
+	*attr = (struct fault_attr){};
+#endif
 }
 
 void dmrs_fault_create_debugfs_attr(const char *name, struct dentry *parent,
@@ -151,4 +156,14 @@ struct dentry *dmrs_debugfs_create_file(const char *name, umode_t mode,
 					const struct file_operations *fops)
 {
 	return debugfs_create_file(name, mode, parent, data, fops);
+}
+
+struct dentry *dmrs_debugfs_create_dir(const char *name, struct dentry *parent)
+{
+	return debugfs_create_dir(name, parent);
+}
+
+void dmrs_debugfs_remove(struct dentry *dentry)
+{
+	debugfs_remove(dentry);
 }

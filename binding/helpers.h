@@ -59,5 +59,12 @@ struct dentry *dmrs_debugfs_create_file(const char *name, umode_t mode,
 					struct dentry *parent, void *data,
 					const struct file_operations *fops);
 void dmrs_wake_up_var(void *var);
+/*
+ * debugfs's directory calls are static inline stubs in a kernel without
+ * CONFIG_DEBUG_FS (the bench kernel), which bindgen does not export:
+ * through C, the module links on both.
+ */
+struct dentry *dmrs_debugfs_create_dir(const char *name, struct dentry *parent);
+void dmrs_debugfs_remove(struct dentry *dentry);
 
 #endif

@@ -46,7 +46,7 @@ impl DebugDir {
     /// Creates `/sys/kernel/debug/<name>`; `None` without debugfs.
     pub(crate) fn new(name: &CStr) -> Option<Self> {
         // SAFETY: `name` is NUL-terminated; a null parent is debugfs's root.
-        let d = unsafe { raw::debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
+        let d = unsafe { raw::dmrs_debugfs_create_dir(name.as_char_ptr(), core::ptr::null_mut()) };
         // INVARIANT: Created just now; removed by the drop only.
         dentry(d).map(|dentry| Self { dentry })
     }
@@ -56,7 +56,7 @@ impl Drop for DebugDir {
     fn drop(&mut self) {
         // SAFETY: The directory exists (type invariant). Removal waits for
         // the file operations in progress on files inside it.
-        unsafe { raw::debugfs_remove(self.dentry.as_ptr()) };
+        unsafe { raw::dmrs_debugfs_remove(self.dentry.as_ptr()) };
     }
 }
 
@@ -186,7 +186,7 @@ impl<T: DebugFileOps> Drop for DebugFile<T> {
     fn drop(&mut self) {
         // SAFETY: The file exists (type invariant); removal waits for the
         // reads and writes in progress, so none uses the handler after it.
-        unsafe { raw::debugfs_remove(self.dentry.as_ptr()) };
+        unsafe { raw::dmrs_debugfs_remove(self.dentry.as_ptr()) };
         // SAFETY: The handler came from `KBox::leak` in `new`, and nothing
         // refers to it any more.
         drop(unsafe { KBox::from_raw(self.handler.as_ptr()) });
