@@ -87,17 +87,38 @@ BIG0=$(bydisk big0)
 BIG1=$(bydisk big1)
 RES=$(bydisk results)
 
+# The legs are virtio-blk over host files, which the guest sees as
+# rotational (queue/rotational=1). They have no heads to move, and the read
+# policy keeps a sequential stream on one rotational leg, so every leg is
+# marked non-rotational here, before any target (raw, C, ours or md) is
+# created: all implementations see the same legs.
+nonrot() {
+	local d
+	for d in "$@"; do
+		[ -n "$d" ] && [ -w /sys/block/${d#/dev/}/queue/rotational ] || continue
+		echo 0 > /sys/block/${d#/dev/}/queue/rotational
+	done
+}
+nonrot $LEG0 $LEG1 $BIG0 $BIG1
+rotflags() { # the rotational flag of every leg, as read back
+	local d
+	for d in "$@"; do
+		[ -n "$d" ] && printf '%s=%s ' "${d#/dev/}" "$(cat /sys/block/${d#/dev/}/queue/rotational)"
+	done
+}
+
 {
 	echo "kernel $(uname -r)"
 	echo "cpus $(grep -c ^processor /proc/cpuinfo)"
 	echo "cmdline $(cat /proc/cmdline)"
 	grep -E '^(MemTotal|MemFree):' /proc/meminfo
 	echo "legs $LEG0 $LEG1 $(blockdev --getsz "$LEG0") sectors"
+	echo "legs_rotational $(rotflags $LEG0 $LEG1 $BIG0 $BIG1)"
 	[ -n "$BIG0" ] && echo "big $BIG0 $BIG1 $(blockdev --getsz "$BIG0") sectors"
 	echo "fio $(fio --version 2>/dev/null)"
 	echo "mdadm $(mdadm --version 2>&1)"
 } > $R/info.txt
-p "start: parts=[$parts] impls=[$impls] reps=$reps runtime=${runtime}s size=${size}MiB region=$region legs $LEG0 $LEG1"
+p "start: parts=[$parts] impls=[$impls] reps=$reps runtime=${runtime}s size=${size}MiB region=$region legs $LEG0 $LEG1 rotational: $(rotflags $LEG0 $LEG1 $BIG0 $BIG1)"
 
 # ------------------------------------------------------------ devices ----
 # setup IMPL [sync|nosync|resync] [LEG0 LEG1]: make the device, set DEV
@@ -171,13 +192,22 @@ jobfile() {
 		first=0
 	done
 }
+# legstat: "leg0 <fields of /sys/block/<leg0>/stat>" and the same for leg1
+# (field 1 read I/Os, 3 read sectors, 5 write I/Os, 7 write sectors); the
+# host takes the deltas around each job for the per-leg read split
+legstat() {
+	echo "leg0 $(cat /sys/block/${LEG0#/dev/}/stat)"
+	echo "leg1 $(cat /sys/block/${LEG1#/dev/}/stat)"
+}
 runfio() { # IMPL JOB REP FILE...
 	local impl=$1 job=$2 rep=$3 out
 	shift 3
 	out=$R/io/$impl-$job-r$rep
 	jobfile "$job" "$@" > $out.fio
 	head -n 1 /proc/stat > $out.stat0
+	legstat > $out.legstat0
 	fio --output-format=json --output=$out.json $out.fio > $out.err 2>&1 || err "fio $impl $job rep $rep failed: $(tail -n 2 $out.err)"
+	legstat > $out.legstat1
 	head -n 1 /proc/stat > $out.stat1
 	p "  $impl $job rep $rep: $(grep -o '"iops" : [0-9.]*' $out.json | awk '{s += $3} END {printf "%.0f", s}') IOPS (sum of groups, r+w)"
 }
