@@ -9,6 +9,7 @@
 #include <linux/ioprio.h>
 #include <linux/ratelimit.h>
 #include <linux/slab.h>
+#include <linux/version.h>
 #include <linux/wait_bit.h>
 #include <linux/workqueue.h>
 
@@ -55,7 +56,12 @@ unsigned int dmrs_bdev_logical_block_size(struct block_device *bdev)
 
 bool dmrs_bdev_nonrot(struct block_device *bdev)
 {
+	/* 7.3 has bdev_rot() instead of bdev_nonrot() */
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(7, 3, 0)
+	return !bdev_rot(bdev);
+#else
 	return bdev_nonrot(bdev);
+#endif
 }
 
 void dmrs_spin_lock_init(spinlock_t *lock, const char *name,
