@@ -392,17 +392,19 @@ fn simulate(
     done
 }
 
+/// The rate (KiB/s) the pacer allows for `secs` seconds of 512 KiB pieces
+/// that take 2 ms each, with foreground I/O running or not.
+fn paced_rate(min_kbs: u32, max_kbs: u32, busy: bool, secs: u64) -> u64 {
+    let rates = Rates { min_kbs, max_kbs };
+    simulate(|_| rates, |_| busy, 512, 2, secs * 1000) / secs
+}
+
 #[test]
 fn pacer_holds_the_maximum_when_idle() {
-    // 512 KiB pieces that take 2 ms: 256 MB/s unpaced
-    let unpaced = simulate(|_| Rates::default(), |_| false, 512, 2, 20_000);
-    assert!(unpaced > 5_000_000, "{unpaced}");
-    let rates = Rates {
-        min_kbs: 1000,
-        max_kbs: 10_000,
-    };
-    let done = simulate(|_| rates, |_| false, 512, 2, 20_000);
-    let rate = done / 20;
+    // unpaced: 256 MB/s
+    let unpaced = paced_rate(0, 0, false, 20);
+    assert!(unpaced > 250_000, "{unpaced}");
+    let rate = paced_rate(1000, 10_000, false, 20);
     assert!(
         (9_000..=10_600).contains(&rate),
         "idle at max 10000: {rate} KiB/s"
@@ -411,12 +413,7 @@ fn pacer_holds_the_maximum_when_idle() {
 
 #[test]
 fn pacer_backs_off_to_the_minimum_under_foreground_io() {
-    let rates = Rates {
-        min_kbs: 2000,
-        max_kbs: 50_000,
-    };
-    let done = simulate(|_| rates, |_| true, 512, 2, 30_000);
-    let rate = done / 30;
+    let rate = paced_rate(2000, 50_000, true, 30);
     assert!(
         (1_700..=2_600).contains(&rate),
         "busy at min 2000: {rate} KiB/s"
