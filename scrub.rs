@@ -128,11 +128,8 @@ impl fmt::Display for SyncMessageError {
     }
 }
 
-/// The largest rate a message accepts, in kB/s.
-pub const MAX_RATE_KBS: u32 = u32::MAX;
-
 /// Parses a rate: decimal digits only (no sign, no blank), at most
-/// `MAX_RATE_KBS`.
+/// `u32::MAX` kB/s.
 fn parse_rate(s: &str) -> Option<u32> {
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;

@@ -21,10 +21,9 @@ Stopped, the thread costs no CPU. The guest sees its vCPU N stop
 responding for a while; its clocks keep running. Signals that arrive for
 the thread while it is traced are passed on when it continues.
 
-With --start-file, the stalls begin once that file exists (the guest test
-announces its phase on the console; run-guest.sh's watcher creates the
-file), and pause while --stop-file exists. Exits when QEMU exits; prints
-how many stalls it made.
+With --start-file, the stalls begin once that file exists, and pause while
+--stop-file exists (for stalling only part of a run by hand; run-guest.sh
+stalls the whole run). Exits when QEMU exits; prints how many stalls it made.
 """
 import argparse
 import ctypes
