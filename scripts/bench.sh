@@ -110,14 +110,8 @@ kdir=$("$here/build-kernel.sh" bench | tail -n 1)
 
 modsrc=$repo/build/bench-module
 say "building dm_mirror_rs.ko against the bench kernel in $modsrc"
-mkdir -p "$modsrc"
-rsync -a --delete --exclude /build/ --exclude /host/ --exclude /.git --exclude /bench/ \
-	--exclude '*.o' --exclude '*.ko' --exclude '*.cmd' --exclude '*.mod' --exclude '*.mod.c' \
-	--exclude Module.symvers --exclude modules.order --exclude bindings_generated.rs \
-	"$repo/" "$modsrc/"
-make -s -C "$kdir" M="$modsrc" LLVM=1 modules > "$work.module-build.log" 2>&1 ||
-	{ cat "$work.module-build.log" >&2; die "module build failed"; }
-ko=$modsrc/dm_mirror_rs.ko
+ko=$("$here/build-module-copy.sh" "$kdir" "$modsrc" "$work.module-build.log") ||
+	die "module build failed"
 git_rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo dirty || echo clean)
 

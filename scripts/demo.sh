@@ -19,21 +19,12 @@ kdir=$("$here/build-kernel.sh" bench | tail -n 1)
 [ -f "$kdir/arch/x86/boot/bzImage" ] || { echo "no kernel at $kdir" >&2; exit 1; }
 echo "=== [3/4] dm_mirror_rs.ko against it, in build/demo-module/"
 # A copy of the sources, so the objects of this build never mix with those
-# of the debug build in the top directory (as scripts/bench.sh does).
-modsrc=$top/build/demo-module
-mkdir -p "$modsrc"
-rsync -a --delete --exclude /build/ --exclude /host/ --exclude /.git --exclude /bench/ \
-	--exclude '*.o' --exclude '*.ko' --exclude '*.cmd' --exclude '*.mod' --exclude '*.mod.c' \
-	--exclude Module.symvers --exclude modules.order --exclude bindings_generated.rs \
-	"$top/" "$modsrc/"
-if ! make -s -C "$kdir" M="$modsrc" LLVM=1 modules > "$top/build/demo-module.log" 2>&1; then
-	cat "$top/build/demo-module.log" >&2
-	echo "module build failed" >&2
-	exit 1
-fi
+# of the debug build in the top directory.
+mkdir -p "$top/build"
+ko=$("$here/build-module-copy.sh" "$kdir" "$top/build/demo-module" "$top/build/demo-module.log")
 echo "=== [4/4] guest: create a mirror, resync, write, compare legs ($((SECONDS - t0))s so far)"
 rc=0
-"$here/run-guest.sh" --live --kernel "$kdir" --module "$modsrc/dm_mirror_rs.ko" --tests demo \
+"$here/run-guest.sh" --live --kernel "$kdir" --module "$ko" --tests demo \
 	--timeout 600 || rc=$?
 echo "=== demo: $((SECONDS - t0))s in all"
 exit $rc
