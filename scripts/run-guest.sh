@@ -194,55 +194,60 @@ stall_failed=
 if [ -z "$kill_on" ] && [ -z "$stall" ]; then
 	timeout --foreground -k 10 "$timeout" "${qemu[@]}" < /dev/null > "$work/qemu.out" 2>&1
 	qrc=$?
-elif [ -n "$stall" ]; then
-	rm -f "$work/qemu.pid"
-	timeout --foreground -k 10 "$timeout" "${qemu[@]}" -pidfile "$work/qemu.pid" \
-		< /dev/null > "$work/qemu.out" 2>&1 &
-	tpid=$!
-	n=0
-	while [ ! -s "$work/qemu.pid" ] && [ $n -lt 100 ] && kill -0 $tpid 2> /dev/null; do
-		sleep 0.1
-		n=$((n + 1))
-	done
-	python3 "$here/vcpu-stall.py" "$(cat "$work/qemu.pid" 2> /dev/null || echo 0)" --cpu 1 \
-		--stall "${stall%%:*}" --run "${stall#*:}" > "$work/stall.out" 2>&1 &
-	spid=$!
-	wait $tpid
-	qrc=$?
-	wait $spid
-	src=$?
-	cat "$work/stall.out" >&2
-	[ $src -eq 0 ] || stall_failed="vcpu-stall.py exited with $src"
-	grep -Eq '^vcpu-stall: [1-9][0-9]* stalls' "$work/stall.out" ||
-		stall_failed="${stall_failed:-vcpu-stall.py made no stall}"
 else
-	# crash mode: a watcher kills QEMU (by the pid it wrote) with SIGKILL
-	# SECS after PAT shows up on the console
+	# QEMU in the background, writing its pid, with a companion or two:
+	# crash mode's watcher, --stall-vcpu's stopper
 	rm -f "$work/qemu.pid" "$work/killed"
 	timeout --foreground -k 10 "$timeout" "${qemu[@]}" -pidfile "$work/qemu.pid" \
 		< /dev/null > "$work/qemu.out" 2>&1 &
 	tpid=$!
-	(
-		while kill -0 $tpid 2> /dev/null; do
-			if tr -d '\r' < "$console" | grep -Eq -- "$kill_on"; then
-				echo "run-guest: console shows '$kill_on' after $(( $(date +%s) - start ))s, SIGKILL in ${kill_after}s" >&2
-				sleep "$kill_after"
-				qpid=$(cat "$work/qemu.pid" 2> /dev/null)
-				if [ -n "$qpid" ] && kill -0 "$qpid" 2> /dev/null; then
-					date +%s > "$work/killed"
-					kill -KILL "$qpid"
+	wpid=
+	spid=
+	if [ -n "$kill_on" ]; then
+		# crash mode: kill QEMU (by the pid it wrote) with SIGKILL SECS
+		# after PAT shows up on the console
+		(
+			while kill -0 $tpid 2> /dev/null; do
+				if tr -d '\r' < "$console" | grep -Eq -- "$kill_on"; then
+					echo "run-guest: console shows '$kill_on' after $(( $(date +%s) - start ))s, SIGKILL in ${kill_after}s" >&2
+					sleep "$kill_after"
+					qpid=$(cat "$work/qemu.pid" 2> /dev/null)
+					if [ -n "$qpid" ] && kill -0 "$qpid" 2> /dev/null; then
+						date +%s > "$work/killed"
+						kill -KILL "$qpid"
+					fi
+					exit 0
 				fi
-				exit 0
-			fi
-			sleep 0.2
+				sleep 0.2
+			done
+		) &
+		wpid=$!
+	fi
+	if [ -n "$stall" ]; then
+		n=0
+		while [ ! -s "$work/qemu.pid" ] && [ $n -lt 100 ] && kill -0 $tpid 2> /dev/null; do
+			sleep 0.1
+			n=$((n + 1))
 		done
-	) &
-	wpid=$!
+		python3 "$here/vcpu-stall.py" "$(cat "$work/qemu.pid" 2> /dev/null || echo 0)" --cpu 1 \
+			--stall "${stall%%:*}" --run "${stall#*:}" > "$work/stall.out" 2>&1 &
+		spid=$!
+	fi
 	wait $tpid
 	qrc=$?
-	kill $wpid 2> /dev/null
-	wait $wpid 2> /dev/null
+	if [ -n "$wpid" ]; then
+		kill $wpid 2> /dev/null
+		wait $wpid 2> /dev/null
+	fi
 	[ -f "$work/killed" ] && killed=1
+	if [ -n "$spid" ]; then
+		wait $spid
+		src=$?
+		cat "$work/stall.out" >&2
+		[ $src -eq 0 ] || stall_failed="vcpu-stall.py exited with $src"
+		grep -Eq '^vcpu-stall: [1-9][0-9]* stalls' "$work/stall.out" ||
+			stall_failed="${stall_failed:-vcpu-stall.py made no stall}"
+	fi
 fi
 elapsed=$(( $(date +%s) - start ))
 live_stop
