@@ -17,6 +17,8 @@
 //!   blocking GFP_NOIO kmalloc) and its debugfs test knobs;
 //! - `table.rs`: table syntax and status text (kernel-free);
 //! - `read_policy.rs`: where a read of an in-sync region goes (kernel-free);
+//! - `scrub.rs`: check and repair, recovery rates (kernel-free; the kernel
+//!   side is `mirror/scrub.rs`);
 //! - `binding/`: the device-mapper abstractions, all `unsafe` code.
 //!
 //! `docs/architecture.md` maps every C function to its Rust counterpart.
@@ -47,6 +49,10 @@ mod region_hash;
 /// The per-region state machine, shared with the host test crate.
 #[allow(unreachable_pub)]
 mod region_state;
+/// Check and repair, and the pace of background work: messages, the pass,
+/// the vote and the pacer, shared with the host test crate.
+#[allow(unreachable_pub, dead_code)]
+mod scrub;
 /// Table arguments and status text, shared with the host test crate.
 #[allow(unreachable_pub, dead_code)]
 mod table;

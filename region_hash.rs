@@ -303,8 +303,30 @@ impl<P: HashParts> RegionHash<P> {
         true
     }
 
-    /// Collects up to `out.len()` regions ready to be copied (chosen, no
-    /// writes in flight) and marks them as copying. Returns how many.
+    /// Chooses `key` (an in-sync region with an entry) for a check or
+    /// repair: it is quiesced as for a recovery. Returns false if it has no
+    /// entry, is not in sync, or is being recovered or scrubbed already.
+    pub fn begin_scrub(&mut self, key: u32) -> bool {
+        let Some(r) = self.get_mut(key) else {
+            return false;
+        };
+        if !r.entry.begin_scrub() {
+            return false;
+        }
+        self.recovering = self.recovering.saturating_add(1);
+        true
+    }
+
+    /// If region `key`, chosen for a scrub, has no writes in flight, marks
+    /// it as being compared and returns true.
+    pub fn try_start_scrub(&mut self, key: u32) -> bool {
+        self.get_mut(key)
+            .is_some_and(|r| r.entry.scrub && r.entry.try_start_copy())
+    }
+
+    /// Collects up to `out.len()` regions ready to be copied (chosen for
+    /// recovery, not a scrub, no writes in flight) and marks them as
+    /// copying. Returns how many.
     pub fn take_quiesced(&mut self, out: &mut [u32]) -> usize {
         let mut n = 0;
         for bucket in self.buckets.iter_mut() {
@@ -313,7 +335,7 @@ impl<P: HashParts> RegionHash<P> {
                 let Some(slot) = out.get_mut(n) else {
                     return n;
                 };
-                if r.entry.try_start_copy() {
+                if !r.entry.scrub && r.entry.try_start_copy() {
                     *slot = r.key;
                     n = n.saturating_add(1);
                 }
@@ -332,14 +354,19 @@ impl<P: HashParts> RegionHash<P> {
 
     /// A chosen region whose copy has not started goes back to waiting for a
     /// later resync (on suspend); the writes it held move to `release`, to be
-    /// written again (now to the default leg). Returns how many were given up.
+    /// written again (now to the default leg). A region chosen for a scrub
+    /// stays in sync, and its writes go to every leg again. Returns how many
+    /// were given up.
     pub fn abandon_quiescing(&mut self, log: &mut dyn DirtyLog, release: &mut P::Writes) -> u32 {
         let mut n = 0u32;
         for bucket in self.buckets.iter_mut() {
             let mut cur = bucket.as_deref_mut();
             while let Some(r) = cur {
+                let scrub = r.entry.scrub;
                 if r.entry.abandon_recovery() {
-                    log.set_region_sync(r.key, false);
+                    if !scrub {
+                        log.set_region_sync(r.key, false);
+                    }
                     release.append(&mut r.delayed);
                     n = n.saturating_add(1);
                 }

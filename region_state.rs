@@ -72,6 +72,10 @@ pub struct RegionEntry {
     pub pending: u32,
     /// Recovery progress.
     pub recovery: Recovery,
+    /// The "recovery" is a check or repair of an in-sync region: it is
+    /// quiesced the same way, but compared instead of copied, and if it is
+    /// given up on suspend the region is still in sync.
+    pub scrub: bool,
 }
 
 impl RegionEntry {
@@ -85,6 +89,7 @@ impl RegionEntry {
             },
             pending: 0,
             recovery: Recovery::Idle,
+            scrub: false,
         }
     }
 
@@ -140,8 +145,23 @@ impl RegionEntry {
         self.recovery = Recovery::Quiescing;
     }
 
+    /// The region was chosen for a check or repair: quiesced as for a
+    /// recovery. Refused (false) unless it is in sync (clean or dirty) and no
+    /// recovery or scrub of it is under way.
+    pub fn begin_scrub(&mut self) -> bool {
+        if self.recovery != Recovery::Idle
+            || !matches!(self.state, RegionState::Clean | RegionState::Dirty)
+        {
+            return false;
+        }
+        self.state = RegionState::Recovering;
+        self.recovery = Recovery::Quiescing;
+        self.scrub = true;
+        true
+    }
+
     /// If the region waits for recovery and has no writes in flight, the
-    /// copy may start now: returns true and records it.
+    /// copy (or compare) may start now: returns true and records it.
     pub fn try_start_copy(&mut self) -> bool {
         if self.recovery == Recovery::Quiescing && self.pending == 0 {
             self.recovery = Recovery::Copying;
@@ -160,15 +180,23 @@ impl RegionEntry {
     }
 
     /// Gives up a recovery whose copy has not started (suspend). Returns
-    /// true if one was given up; the region is out of sync again.
+    /// true if one was given up; the region is out of sync again, unless it
+    /// was a scrub's: that region was in sync and still is (clean, or dirty
+    /// if writes are in flight).
     pub fn abandon_recovery(&mut self) -> bool {
-        if self.recovery == Recovery::Quiescing {
-            self.recovery = Recovery::Idle;
-            self.state = RegionState::NoSync;
-            true
-        } else {
-            false
+        if self.recovery != Recovery::Quiescing {
+            return false;
         }
+        self.recovery = Recovery::Idle;
+        self.state = if !self.scrub {
+            RegionState::NoSync
+        } else if self.pending != 0 {
+            RegionState::Dirty
+        } else {
+            RegionState::Clean
+        };
+        self.scrub = false;
+        true
     }
 
     /// kmirrord's bookkeeping pass over this entry.
@@ -177,6 +205,7 @@ impl RegionEntry {
             (RegionState::Clean, _) if self.pending == 0 => Update::DropClean,
             (_, Recovery::Done { ok }) => {
                 self.recovery = Recovery::Idle;
+                self.scrub = false;
                 self.state = if ok {
                     RegionState::Clean
                 } else {

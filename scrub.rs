@@ -617,15 +617,9 @@ impl Pacer {
     /// on at once. `foreground` says whether the device has had foreground
     /// I/O since the last call.
     pub fn delay(&mut self, now_ms: u64, rates: Rates, foreground: bool) -> u32 {
-        let mut ms = now_ms.saturating_sub(self.mark_ms);
-        if ms >= PACE_WINDOW_MS {
-            self.prev_rate_kbs = self.rate_kbs(now_ms);
-            self.mark_ms = now_ms;
-            self.mark_kib = self.done_kib;
-            ms = 0;
-        }
         let limit = if foreground {
             if rates.min_kbs == 0 {
+                self.roll(now_ms, 0);
                 let next = self.last_ms.saturating_add(u64::from(PACE_BACKOFF_MS));
                 return u32::try_from(next.saturating_sub(now_ms)).unwrap_or(PACE_BACKOFF_MS);
             }
@@ -637,11 +631,34 @@ impl Pacer {
         } else {
             rates.max_kbs
         };
+        let ms = self.roll(now_ms, limit);
         if limit == 0 {
             return 0;
         }
         // the time the work done since the mark should have taken at `limit`
         let due = (self.done_kib - self.mark_kib).saturating_mul(1000) / u64::from(limit);
         u32::try_from(due.saturating_sub(ms)).unwrap_or(u32::MAX)
+    }
+
+    /// Starts a new window once the current one is `PACE_WINDOW_MS` old, and
+    /// returns the milliseconds since the mark. Work done beyond what `limit`
+    /// allowed in the old window (a piece larger than the limit lets through
+    /// in a window) stays owed in the new one; time left unused is not
+    /// carried over.
+    fn roll(&mut self, now_ms: u64, limit: u32) -> u64 {
+        let ms = now_ms.saturating_sub(self.mark_ms);
+        if ms < PACE_WINDOW_MS {
+            return ms;
+        }
+        self.prev_rate_kbs = self.rate_kbs(now_ms);
+        let allowed = u64::from(limit).saturating_mul(ms) / 1000;
+        let owed = if limit == 0 {
+            0
+        } else {
+            (self.done_kib - self.mark_kib).saturating_sub(allowed)
+        };
+        self.mark_ms = now_ms;
+        self.mark_kib = self.done_kib - owed;
+        0
     }
 }

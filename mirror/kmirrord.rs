@@ -7,7 +7,9 @@
 //! 1. updates region states (clean regions leave the hash, ended recoveries
 //!    set their sync state and release the writes they held);
 //! 2. runs recovery: picks out-of-sync regions and copies each from the
-//!    default leg to the others once its writes in flight are done;
+//!    default leg to the others once its writes in flight are done; then
+//!    the same for a check or repair, one in-sync region at a time
+//!    (`scrub.rs`), both paced when a recovery rate is set;
 //! 3. retries reads that failed on one leg on another;
 //! 4. handles the queued writes: regions are marked dirty and the log
 //!    flushed before any data write; then one dm-io request writes each bio
@@ -22,6 +24,7 @@
 use super::failures::do_failures;
 use super::reads::do_reads;
 use super::recovery::do_recovery;
+use super::scrub::do_scrub;
 use super::writes::do_writes;
 use super::{FreeList, MirrorSet, Queues};
 use crate::binding::bio::{BioList, DmBio};
@@ -68,6 +71,7 @@ fn do_mirror(ms: &TargetRef<MirrorSet>) {
     let mut writes = BioList::new();
     update_states(ms, &mut writes);
     do_recovery(ms);
+    do_scrub(ms);
     let mut reads = BioList::new();
     let mut failures = BioList::new();
     {

@@ -14,6 +14,8 @@
 //!   `write_callback`);
 //! - `failures.rs`: failed writes and held bios (`do_failures`,
 //!   `hold_bio`);
+//! - `scrub.rs`: check and repair of in-sync regions, and the pace of
+//!   background work (no C counterpart; md's `sync_action` is the model);
 //! - `kmirrord.rs`: the worker (`do_mirror`, `wakeup_mirrord`);
 //! - `target.rs`: the target functions (`mirror_ctr`, `mirror_dtr`,
 //!   `mirror_map`, `mirror_end_io`, suspend and resume, status, message).
@@ -28,6 +30,7 @@ mod kmirrord;
 mod legs;
 mod reads;
 mod recovery;
+mod scrub;
 mod target;
 mod writes;
 
@@ -45,7 +48,7 @@ use crate::mempool::FallbackPool;
 use crate::read_policy::ReadPolicy;
 use crate::region_hash::{self, bucket_count, DirtyLog, HashParts, RegionGeometry, WriteList};
 use crate::table::{self, Features, LogKind};
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use kernel::alloc::VVec;
 use kernel::prelude::*;
 use kernel::sync::{CondVar, Mutex, SpinLock};
@@ -177,6 +180,22 @@ pub(crate) struct MirrorSet {
     queues: IrqSpinLock<Queues>,
     #[pin]
     work: Work<MirrorSet>,
+    /// Check/repair progress and the pace of background work.
+    #[pin]
+    scrub: Mutex<scrub::ScrubCtl>,
+    /// Wakes the background work item out of a pause.
+    #[pin]
+    scrub_wake: CondVar,
+    /// The compare buffers of check and repair (the mutex also keeps a
+    /// single compare at a time).
+    #[pin]
+    scrub_bufs: Mutex<scrub::ScrubBufs>,
+    /// Foreground reads and writes mapped so far: background work yields
+    /// while this moves.
+    fg_ios: AtomicU64,
+    /// The background work item: compares of check and repair, and pauses.
+    #[pin]
+    scrub_work: Work<MirrorSet, 1>,
     /// kmirrord's queue. Every queued pass holds a `TargetRef`, so the set
     /// (and this queue) is dropped only after the last pass has run, by the
     /// destructor (see `binding/target.rs`).
@@ -185,6 +204,7 @@ pub(crate) struct MirrorSet {
 
 impl_has_work! {
     impl HasWork<Self> for MirrorSet { self.work }
+    impl HasWork<Self, 1> for MirrorSet { self.scrub_work }
 }
 
 /// The log arguments of the table, kept to print the table back.

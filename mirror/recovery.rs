@@ -61,6 +61,7 @@ impl CopyDone for RecoveryDone {
         }
         let ok = !read_err && write_err == 0;
         ms.rh.lock().hash.end_recovery(self.key, ok);
+        ms.record_background(ms.geo.region_extent(self.key).1);
         ms.copy_ended();
         wake(ms.borrow());
     }
@@ -70,15 +71,24 @@ pub(super) fn do_recovery(ms: &TargetRef<MirrorSet>) {
     if ms.recovery_stopped.load(Ordering::Acquire) {
         return;
     }
-    // Choose regions to recover.
+    // Choose regions to recover. Paced background work asks first, once
+    // per pass (`background_may_start`); if it must wait, a pause is under
+    // way, after which kmirrord runs again.
+    let nr_regions = u64::from(ms.geo.nr_regions());
+    let mut may_start = None;
     loop {
-        let key = {
-            let mut g = ms.rh.lock();
-            let rh = &mut *g;
-            if rh.hash.recovering() as usize >= MAX_RECOVERY {
+        {
+            let g = ms.rh.lock();
+            if g.hash.recovering() as usize >= MAX_RECOVERY || g.log.sync_count() >= nr_regions {
                 break;
             }
-            match rh.log.get_resync_work() {
+        }
+        if !*may_start.get_or_insert_with(|| MirrorSet::background_may_start(ms.borrow())) {
+            break;
+        }
+        let key = {
+            let mut g = ms.rh.lock();
+            match g.log.get_resync_work() {
                 Some(k) => k,
                 None => break,
             }

@@ -6,6 +6,7 @@
 
 use super::kmirrord;
 use super::legs::{LegErrorCounts, LegReads};
+use super::scrub::{ScrubBufs, ScrubCtl};
 use super::{new_region_hash, BioData, Leg, LogArgsOwned, MirrorSet, Queues, RhCore};
 use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::bounded_writer::BoundedWriter;
@@ -21,10 +22,11 @@ use crate::dirty_log::{self, new_log, DiskLogDev};
 use crate::mempool::FallbackPool;
 use crate::read_policy::ReadPolicy;
 use crate::region_hash::RegionGeometry;
+use crate::scrub::{parse_sync_message, write_sync_action, SyncMessage};
 use crate::table::{self, LegArg, LogArgs, LogKind, LogStatus, MirrorTable};
 use crate::{MAX_LEGS, VERSION};
 use core::fmt::Write;
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 use kernel::alloc::VVec;
 use kernel::c_str;
 use kernel::prelude::*;
@@ -149,6 +151,14 @@ impl TargetOps for MirrorSet {
                 "MirrorSet::queues"
             ),
             work <- new_work!("MirrorSet::work"),
+            scrub <- new_mutex!(
+                ScrubCtl::new(nr_regions, u64::from(region_size), len),
+                "MirrorSet::scrub"
+            ),
+            scrub_wake <- new_condvar!("MirrorSet::scrub_wake"),
+            scrub_bufs <- new_mutex!(ScrubBufs::default(), "MirrorSet::scrub_bufs"),
+            fg_ios: AtomicU64::new(0),
+            scrub_work <- new_work!("MirrorSet::scrub_work"),
             wq,
         });
         let ms = TargetState::new(ms)
@@ -164,9 +174,11 @@ impl TargetOps for MirrorSet {
         // Passes still queued, and copies and I/O completions still running,
         // hold references: the binding drops the set after the last of them.
         this.recovery_stopped.store(true, Ordering::Release);
+        this.interrupt_pause();
     }
 
     fn map(this: TargetBorrow<'_, Self>, mut bio: DmBio<Self>) -> MapResult<Self> {
+        this.note_foreground();
         match bio.op() {
             Op::Read => {
                 let region = this.geo.region_of(bio.sector());
@@ -212,22 +224,23 @@ impl TargetOps for MirrorSet {
         while let Some(bio) = held.pop() {
             this.hold(bio);
         }
-        // No new recovery; regions waiting to be copied go back to the log's
-        // resync scan, and copies already running are waited for.
+        // No new recovery, check or repair, and no pause; regions waiting to
+        // be copied go back to the log's resync scan (a scrub's stays in
+        // sync), and copies and compares already running are waited for.
         this.recovery_stopped.store(true, Ordering::Release);
-        let mut released = BioList::new();
-        {
-            let mut g = this.rh.lock();
-            let rh = &mut *g;
-            rh.hash.abandon_quiescing(&mut rh.log, &mut released);
-        }
-        // Writes held for an abandoned recovery must not wait for a resume
-        // (device-mapper waits for them before the suspend completes).
-        this.queues.lock().writes.append(&mut released);
+        this.interrupt_pause();
+        this.abandon_quiescing();
         this.wait_for_copies();
         // Let kmirrord record the ended copies and release held writes.
         kmirrord::wake(this);
         this.wq.flush();
+        // A pass that was running when recovery stopped may have chosen a
+        // region after the first look: give it back too. The check or
+        // repair keeps its place for the resume.
+        if this.abandon_quiescing() {
+            kmirrord::wake(this);
+        }
+        this.pause_scrub();
     }
 
     fn resume(this: TargetBorrow<'_, Self>) {
@@ -238,7 +251,7 @@ impl TargetOps for MirrorSet {
     }
 
     fn message(this: TargetBorrow<'_, Self>, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
-        this.message(args, out)
+        Self::message(this, args, out)
     }
 
     fn status(this: TargetBorrow<'_, Self>, ty: StatusType, out: &mut BoundedWriter<'_>) {
@@ -268,12 +281,15 @@ impl MirrorSet {
     /// then the read policy and, per leg, the reads it served and those in
     /// flight. `dmsetup message <dev> 0 read_policy default_leg|balance`:
     /// sets how reads of in-sync regions are routed.
-    fn message(&self, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
-        let st = &self.regions.stats;
+    fn message(this: TargetBorrow<'_, Self>, args: &[&str], out: &mut BoundedWriter<'_>) -> Result {
+        if let Some(m) = parse_sync_message(args) {
+            return Self::sync_message(this, m, out);
+        }
+        let st = &this.regions.stats;
         match args {
             ["stats"] => {
                 let (entries, in_sync) = {
-                    let g = self.rh.lock();
+                    let g = this.rh.lock();
                     (g.hash.len(), g.log.sync_count())
                 };
                 write!(
@@ -285,14 +301,21 @@ impl MirrorSet {
                     st.injected.load(Ordering::Relaxed),
                     entries,
                     in_sync,
-                    self.geo.nr_regions()
+                    this.geo.nr_regions()
                 )
                 .map_err(|_| ENOSPC)?;
-                self.write_read_stats(out).map_err(|_| ENOSPC)
+                this.write_read_stats(out).map_err(|_| ENOSPC)?;
+                let r = this.rates();
+                write!(
+                    out,
+                    " max_recovery_rate={} min_recovery_rate={}",
+                    r.max_kbs, r.min_kbs
+                )
+                .map_err(|_| ENOSPC)
             }
             ["read_policy", name] => match ReadPolicy::parse(name) {
                 Some(p) => {
-                    self.set_read_policy(p);
+                    this.set_read_policy(p);
                     Ok(())
                 }
                 None => {
@@ -312,14 +335,57 @@ impl MirrorSet {
             }
             _ => {
                 pr_warn!(
-                    "unrecognised message \"{}\" ({} words): the mirror knows \"stats\" and \
-                     \"read_policy default_leg|balance\"\n",
+                    "unrecognised message \"{}\" ({} words): the mirror knows stats, \
+                     read_policy default_leg|balance, check, repair, idle, sync_action, \
+                     max_recovery_rate <kB/s> and min_recovery_rate <kB/s>\n",
                     args.first().copied().unwrap_or(""),
                     args.len()
                 );
                 Err(EINVAL)
             }
         }
+    }
+
+    /// The messages of check, repair and the recovery rates, in dm-raid's
+    /// words (see `crate::scrub`).
+    fn sync_message(
+        this: TargetBorrow<'_, Self>,
+        m: core::result::Result<SyncMessage, crate::scrub::SyncMessageError>,
+        out: &mut BoundedWriter<'_>,
+    ) -> Result {
+        let m = m.map_err(|e| {
+            pr_err!("{}\n", e);
+            EINVAL
+        })?;
+        match m {
+            SyncMessage::Start(kind) => Self::start_scrub(this, kind),
+            SyncMessage::Idle => {
+                Self::stop_scrub(this);
+                Ok(())
+            }
+            SyncMessage::Report => {
+                let (action, done, total, mismatch) = this.sync_action();
+                write_sync_action(out, action, done, total, mismatch).map_err(|_| ENOSPC)
+            }
+            SyncMessage::MaxRate(kbs) => this.set_rates(|r| r.with_max(kbs)),
+            SyncMessage::MinRate(kbs) => this.set_rates(|r| r.with_min(kbs)),
+        }
+    }
+
+    /// Gives up the regions chosen for recovery (or a scrub) whose copy has
+    /// not started; the writes they held are queued for kmirrord (a suspend
+    /// waits for them). Returns whether any was given up.
+    fn abandon_quiescing(&self) -> bool {
+        let mut released = BioList::new();
+        let n = {
+            let mut g = self.rh.lock();
+            let rh = &mut *g;
+            rh.hash.abandon_quiescing(&mut rh.log, &mut released)
+        };
+        // Writes held for an abandoned recovery must not wait for a resume
+        // (device-mapper waits for them before the suspend completes).
+        self.queues.lock().writes.append(&mut released);
+        n != 0
     }
 
     /// The `stats` fields of reads: ` read_policy=<name> leg_reads=<n0>,<n1>...

@@ -40,7 +40,7 @@ pub mod disk_log_format;
 pub mod read_policy;
 
 /// Check and repair: the messages, the pass over the regions, the vote over
-/// the copies, and the pace of background work (kernel-free; the module
-/// does not use it yet).
+/// the copies, and the pace of background work (shared with the kernel
+/// module, whose `mirror/scrub.rs` drives it).
 #[path = "../../scrub.rs"]
 pub mod scrub;

@@ -869,6 +869,7 @@ impl Model {
             },
             pending: 0,
             recovery: Recovery::Idle,
+            scrub: false,
         };
         self.regions.insert(key, (e, Vec::new()));
     }
@@ -1382,4 +1383,100 @@ fn random_model_with_flush_failures() {
         let s = run_model(seed.wrapping_mul(0xD134_2543_DE82_EF95), 8_000, 4, 150);
         assert!(s.dropped > 0, "{s:?}");
     }
+}
+
+// ---------------------------------------------------------------------------
+// Check and repair: in-sync regions quiesced like recoveries, compared
+// instead of copied
+// ---------------------------------------------------------------------------
+
+#[test]
+fn scrub_quiesces_a_dirty_region_and_recovery_never_takes_it() {
+    let alloc = Alloc::new();
+    let mut log = TestLog::default();
+    let mut h = new_hash(64);
+    ensure(&mut h, &alloc, &log, 3);
+    assert_eq!(h.start_write(3, &mut log), Some(WriteRoute::AllLegs));
+    assert!(h.begin_scrub(3));
+    assert_eq!(h.recovering(), 1);
+    // A second scrub or a recovery of the same region is refused.
+    assert!(!h.begin_scrub(3));
+    // New writes wait; the one in flight must end first.
+    assert_eq!(h.start_write(3, &mut log), Some(WriteRoute::Delayed));
+    h.delay(3, Write { key: 3, id: 1 });
+    assert!(!h.try_start_scrub(3));
+    assert!(h.end_write(3));
+    // Recovery's collector leaves a scrub's region alone.
+    let mut out = [0u32; 4];
+    assert_eq!(h.take_quiesced(&mut out), 0);
+    assert!(h.try_start_scrub(3));
+    assert!(!h.try_start_scrub(3), "started twice");
+    h.end_recovery(3, true);
+    log.take_journal();
+    let (requeued, freed) = update(&mut h, &mut log, &alloc);
+    assert_eq!(requeued.iter().map(|w| w.id).collect::<Vec<_>>(), [1]);
+    assert_eq!(freed, [3]);
+    assert_eq!(h.recovering(), 0);
+    // The region stays in sync and is cleared in the log.
+    assert_eq!(log.take_journal(), [Call::SetSync(3, true), Call::Clear(3)]);
+    assert!(log.in_sync(3));
+}
+
+#[test]
+fn scrub_refuses_regions_out_of_sync_or_under_recovery_or_without_entry() {
+    let alloc = Alloc::new();
+    let mut log = TestLog::with_nosync(&[1]);
+    let mut h = new_hash(64);
+    assert!(!h.begin_scrub(7), "no entry");
+    ensure(&mut h, &alloc, &log, 1);
+    assert!(!h.begin_scrub(1), "out of sync: resync owns it");
+    copying(&mut h, &alloc, &mut log, 2);
+    assert!(!h.begin_scrub(2));
+    assert!(!h.try_start_scrub(2), "a recovery is not a scrub");
+    assert_eq!(h.recovering(), 1);
+}
+
+#[test]
+fn a_suspend_gives_a_scrub_region_back_in_sync() {
+    let alloc = Alloc::new();
+    let mut log = TestLog::default();
+    let mut h = new_hash(64);
+    ensure(&mut h, &alloc, &log, 5);
+    ensure(&mut h, &alloc, &log, 6);
+    h.start_write(5, &mut log);
+    assert!(h.begin_scrub(5));
+    assert!(h.begin_scrub(6));
+    h.start_write(6, &mut log);
+    h.delay(6, Write { key: 6, id: 2 });
+    log.take_journal();
+    let mut released = Writes::empty();
+    assert_eq!(h.abandon_quiescing(&mut log, &mut released), 2);
+    assert_eq!(h.recovering(), 0);
+    // Nothing went out of sync in the log; the delayed write is released.
+    assert!(log.take_journal().is_empty());
+    assert_eq!(released.0.iter().map(|w| w.id).collect::<Vec<_>>(), [2]);
+    // The region with a write in flight is dirty again, the other clean,
+    // and writes go to every leg.
+    assert_eq!(state(&mut h, 5), RegionState::Dirty);
+    assert_eq!(state(&mut h, 6), RegionState::Clean);
+    assert_eq!(h.start_write(6, &mut log), Some(WriteRoute::AllLegs));
+    assert!(!entry(&mut h, 5).scrub);
+    // A scrub of it may start again after the resume.
+    assert!(h.begin_scrub(5));
+}
+
+#[test]
+fn a_failed_compare_leaves_the_region_out_of_sync() {
+    let alloc = Alloc::new();
+    let mut log = TestLog::default();
+    let mut h = new_hash(64);
+    ensure(&mut h, &alloc, &log, 8);
+    assert!(h.begin_scrub(8));
+    assert!(h.try_start_scrub(8));
+    h.end_recovery(8, false);
+    log.take_journal();
+    let (_, freed) = update(&mut h, &mut log, &alloc);
+    assert_eq!(freed, [8]);
+    assert_eq!(log.take_journal(), [Call::SetSync(8, false)]);
+    assert!(!log.in_sync(8));
 }

@@ -243,6 +243,7 @@ fn update_never_drops_a_clean_state_with_writes_in_flight() {
         state: RegionState::Clean,
         pending: 1,
         recovery: Recovery::Idle,
+        scrub: false,
     };
     assert_eq!(e.update(), Update::Keep);
 }

@@ -488,3 +488,27 @@ fn a_rate_change_applies_at_once() {
         "first {done_first} KiB, second {second} KiB"
     );
 }
+
+#[test]
+fn pacer_carries_over_pieces_larger_than_a_window_allows() {
+    // 2 MiB pieces (4 recovery regions at once) at max 128 KiB/s: each
+    // piece is 16 s of work at that rate, far longer than a window; a
+    // window that forgot it would let a piece through every window
+    // (~680 KiB/s)
+    for secs in [60u64, 120] {
+        let rate = paced_rate_piece(0, 128, false, secs, 2048);
+        assert!(
+            rate <= 128 * 12 / 10 + 2048 / secs,
+            "{secs} s of 2 MiB pieces at max 128: {rate} KiB/s"
+        );
+        assert!(rate >= 100, "{rate} KiB/s: held back too much");
+    }
+    // and under foreground I/O at min 64
+    let rate = paced_rate_piece(64, 1000, true, 120, 2048);
+    assert!(rate <= 64 * 12 / 10 + 2048 / 120, "busy, min 64: {rate} KiB/s");
+}
+
+fn paced_rate_piece(min_kbs: u32, max_kbs: u32, busy: bool, secs: u64, kib: u64) -> u64 {
+    let rates = Rates { min_kbs, max_kbs };
+    simulate(|_| rates, |_| busy, kib, 2, secs * 1000) / secs
+}
