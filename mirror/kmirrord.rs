@@ -43,7 +43,7 @@ impl WorkItem for MirrorSet {
 /// Asks kmirrord to run (from any context). The queued pass holds a
 /// reference to the set until it has run.
 pub(super) fn wake(ms: TargetBorrow<'_, MirrorSet>) {
-    ms.wq.enqueue(ms.to_ref());
+    ms.wq.enqueue::<_, 0>(ms.to_ref());
 }
 
 /// Puts `bio` on one of kmirrord's lists (chosen by `list`) and wakes

@@ -196,6 +196,12 @@ pub(crate) struct MirrorSet {
     /// The background work item: compares of check and repair, and pauses.
     #[pin]
     scrub_work: Work<MirrorSet, 1>,
+    /// Its queue, made when a check or repair starts or a rate is set
+    /// (kmirrord's queue runs one item at a time per CPU, and a compare or a
+    /// pause must not hold kmirrord up). `WQ_MEM_RECLAIM`: writes to the
+    /// region being compared wait for the compare.
+    #[pin]
+    bg_wq: Mutex<Option<OwnedQueue>>,
     /// kmirrord's queue. Every queued pass holds a `TargetRef`, so the set
     /// (and this queue) is dropped only after the last pass has run, by the
     /// destructor (see `binding/target.rs`).

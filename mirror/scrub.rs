@@ -35,13 +35,14 @@ use super::{ErrorKind, MirrorSet};
 use crate::binding::bio::ReqOp;
 use crate::binding::dmio::{IoRegion, SyncMem};
 use crate::binding::gaps::clock::monotonic_ms;
+use crate::binding::gaps::wq::OwnedQueue;
 use crate::binding::target::{TargetBorrow, TargetRef};
-use crate::scrub::{
-    compare_region, Next, Pacer, Rates, ScrubKind, ScrubPass, COMPARE_UNIT_BYTES,
-};
+use crate::region_hash::DirtyLog;
+use crate::scrub::{compare_region, Next, Pacer, Rates, ScrubKind, ScrubPass, COMPARE_UNIT_BYTES};
 use crate::MAX_LEGS;
 use core::sync::atomic::Ordering;
 use kernel::alloc::VVec;
+use kernel::c_str;
 use kernel::prelude::*;
 use kernel::sync::CondVarTimeoutResult;
 use kernel::time::msecs_to_jiffies;
@@ -97,13 +98,20 @@ impl ScrubCtl {
 /// The buffers of a compare: one chunk per leg, and one compare unit for
 /// the rewrites of a repair. Allocated when the first check or repair of the
 /// set starts (process context), kept until the set goes.
-#[derive(Default)]
 pub(crate) struct ScrubBufs {
     legs: KVec<VVec<u8>>,
     unit: VVec<u8>,
 }
 
 impl ScrubBufs {
+    /// No buffers yet.
+    pub(crate) fn new() -> Self {
+        ScrubBufs {
+            legs: KVec::new(),
+            unit: VVec::new(),
+        }
+    }
+
     fn ensure(&mut self, nr_legs: usize, chunk: usize) -> Result {
         if self.legs.len() == nr_legs && self.unit.len() == COMPARE_UNIT_BYTES {
             return Ok(());
@@ -111,11 +119,11 @@ impl ScrubBufs {
         let mut legs = KVec::with_capacity(nr_legs, GFP_KERNEL)?;
         for _ in 0..nr_legs {
             let mut b = VVec::with_capacity(chunk, GFP_KERNEL)?;
-            b.resize(chunk, 0, GFP_KERNEL)?;
+            b.extend_with(chunk, 0, GFP_KERNEL)?;
             legs.push(b, GFP_KERNEL)?;
         }
         let mut unit = VVec::with_capacity(COMPARE_UNIT_BYTES, GFP_KERNEL)?;
-        unit.resize(COMPARE_UNIT_BYTES, 0, GFP_KERNEL)?;
+        unit.extend_with(COMPARE_UNIT_BYTES, 0, GFP_KERNEL)?;
         self.legs = legs;
         self.unit = unit;
         Ok(())
@@ -135,12 +143,16 @@ impl MirrorSet {
     /// region.
     pub(super) fn start_scrub(this: TargetBorrow<'_, Self>, kind: ScrubKind) -> Result {
         if this.legs.len() < 2 {
-            pr_err!("{}: a mirror of one leg has nothing to compare\n", kind.action().name());
+            pr_err!(
+                "{}: a mirror of one leg has nothing to compare\n",
+                kind.action().name()
+            );
             return Err(EINVAL);
         }
         this.scrub_bufs
             .lock()
             .ensure(this.legs.len(), this.chunk_bytes())?;
+        this.ensure_bg_queue()?;
         {
             let mut c = this.scrub.lock();
             if let Err(e) = c.pass.start(kind) {
@@ -174,6 +186,7 @@ impl MirrorSet {
         &self,
         change: impl FnOnce(Rates) -> core::result::Result<Rates, crate::scrub::RateError>,
     ) -> Result {
+        self.ensure_bg_queue()?;
         let mut c = self.scrub.lock();
         match change(c.rates) {
             Ok(r) => {
@@ -202,14 +215,24 @@ impl MirrorSet {
         let total = c.pass.total_sectors();
         if c.pass.running() {
             if let Some(k) = c.pass.kind() {
-                return (k.action(), c.pass.done_sectors(), total, c.pass.mismatch_sectors());
+                return (
+                    k.action(),
+                    c.pass.done_sectors(),
+                    total,
+                    c.pass.mismatch_sectors(),
+                );
             }
         }
         if in_sync < u64::from(self.geo.nr_regions()) {
             // the in-sync part, in sectors (the last region may be short)
             let region = self.geo.region_extent(0).1;
             let done = in_sync.saturating_mul(region).min(total);
-            return (crate::scrub::SyncAction::Resync, done, total, c.pass.mismatch_sectors());
+            return (
+                crate::scrub::SyncAction::Resync,
+                done,
+                total,
+                c.pass.mismatch_sectors(),
+            );
         }
         (
             crate::scrub::SyncAction::Idle,
@@ -246,8 +269,27 @@ impl MirrorSet {
             c.pause_ms = ms.min(MAX_PAUSE_MS);
             c.interrupt = false;
         }
-        this.wq.enqueue::<_, 1>(this.to_ref());
+        Self::enqueue_background(this);
         false
+    }
+
+    /// Makes the background work item's queue if it has none yet (process
+    /// context).
+    fn ensure_bg_queue(&self) -> Result {
+        let mut q = self.bg_wq.lock();
+        if q.is_none() {
+            *q = Some(OwnedQueue::new_mem_reclaim(c_str!("kmirrord-bg"))?);
+        }
+        Ok(())
+    }
+
+    /// Queues the background work item (holding a reference to the set).
+    /// Its queue exists: made when the check, repair or rate that asks for
+    /// the work was set.
+    fn enqueue_background(this: TargetBorrow<'_, Self>) {
+        if let Some(q) = this.bg_wq.lock().as_ref() {
+            q.enqueue::<_, 1>(this.to_ref());
+        }
     }
 
     /// Cuts a running pause short (suspend, destructor).
@@ -348,7 +390,19 @@ fn start_compare(ms: &TargetRef<MirrorSet>, key: u32) {
     ms.scrub.lock().phase = Phase::Comparing(key);
     // A suspend waits for the compare as for a recovery copy.
     ms.copy_started();
-    ms.wq.enqueue::<_, 1>(ms.clone());
+    if let Some(q) = ms.bg_wq.lock().as_ref() {
+        q.enqueue::<_, 1>(ms.clone());
+        return;
+    }
+    // Not reachable: the check or repair made the queue. Give the region
+    // back rather than leave its writes waiting.
+    ms.rh.lock().hash.end_recovery(key, true);
+    {
+        let mut c = ms.scrub.lock();
+        c.pass.region_skipped(key);
+        c.phase = Phase::Idle;
+    }
+    ms.copy_ended();
 }
 
 impl WorkItem<1> for MirrorSet {
@@ -399,9 +453,9 @@ fn pause(ms: &TargetRef<MirrorSet>) {
     if !c.interrupt {
         // A kworker has no signals to wait for; the result says only
         // whether the time ran out, which the loop does not need.
-        let _: CondVarTimeoutResult =
-            ms.scrub_wake
-                .wait_interruptible_timeout(&mut c, msecs_to_jiffies(ms_left));
+        let _: CondVarTimeoutResult = ms
+            .scrub_wake
+            .wait_interruptible_timeout(&mut c, msecs_to_jiffies(ms_left));
     }
     c.pause_ms = 0;
     c.interrupt = false;
@@ -450,12 +504,21 @@ fn compare(ms: &MirrorSet, kind: ScrubKind, start: u64, count: u64) -> Outcome {
         let n = chunk_sectors.min(count - off);
         let bytes = (n * 512) as usize;
         let mut readable = [false; MAX_LEGS];
-        for (i, (leg, buf)) in ms.legs.iter().zip(bufs_legs.iter_mut()).enumerate().take(nr) {
+        for (i, (leg, buf)) in ms
+            .legs
+            .iter()
+            .zip(bufs_legs.iter_mut())
+            .enumerate()
+            .take(nr)
+        {
             if !usable[i] {
                 continue;
             }
             let region = IoRegion::new(&leg.dev, leg.offset + start + off, n);
-            match ms.io_client.sync_io(&[region], ReqOp::READ, SyncMem::Vmalloc(buf)) {
+            match ms
+                .io_client
+                .sync_io(&[region], ReqOp::READ, SyncMem::Vmalloc(buf))
+            {
                 Ok(()) => readable[i] = true,
                 Err(_) => {
                     ms.report_scrub_error(i, "read");

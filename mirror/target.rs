@@ -156,9 +156,10 @@ impl TargetOps for MirrorSet {
                 "MirrorSet::scrub"
             ),
             scrub_wake <- new_condvar!("MirrorSet::scrub_wake"),
-            scrub_bufs <- new_mutex!(ScrubBufs::default(), "MirrorSet::scrub_bufs"),
+            scrub_bufs <- new_mutex!(ScrubBufs::new(), "MirrorSet::scrub_bufs"),
             fg_ios: AtomicU64::new(0),
             scrub_work <- new_work!("MirrorSet::scrub_work"),
+            bg_wq <- new_mutex!(None, "MirrorSet::bg_wq"),
             wq,
         });
         let ms = TargetState::new(ms)
