@@ -505,7 +505,10 @@ fn pacer_carries_over_pieces_larger_than_a_window_allows() {
     }
     // and under foreground I/O at min 64
     let rate = paced_rate_piece(64, 1000, true, 120, 2048);
-    assert!(rate <= 64 * 12 / 10 + 2048 / 120, "busy, min 64: {rate} KiB/s");
+    assert!(
+        rate <= 64 * 12 / 10 + 2048 / 120,
+        "busy, min 64: {rate} KiB/s"
+    );
 }
 
 fn paced_rate_piece(min_kbs: u32, max_kbs: u32, busy: bool, secs: u64, kib: u64) -> u64 {
