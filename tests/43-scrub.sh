@@ -12,8 +12,9 @@
 #    no mismatch.
 #  - suspend/resume mid-check: the check goes on from where it was.
 #  - idle stops a check short, and it stays stopped.
-#  - a low max_recovery_rate holds a resync back; lifting it lets the resync
-#    finish, never going back.
+#  - a low max_recovery_rate holds a resync back (its legs' writes delayed by
+#    dm-delay, so it cannot end before the rate is set); lifting it lets the
+#    resync finish, never going back.
 #  - every malformed message is refused (EINVAL) and changes nothing.
 #  - the C dm-mirror refuses check (it has none).
 . /tests/lib.sh
@@ -153,9 +154,9 @@ randfile /tmp/s43.w 4
 check "max_recovery_rate 1024 (16 MiB: ~16 s)" dmsetup message $M 0 max_recovery_rate 1024
 check "message check (slow)" dmsetup message $M 0 check
 check "a second check while one runs is refused" msg_refused $M check
-writer() { # 4 MiB at 4 places, 1 MiB blocks, while the check runs
+writer() { # 4 MiB at 4 places (the whole mirror), 1 MiB blocks, while the check runs
 	local o
-	for o in 1 5 9 13; do
+	for o in 0 4 8 12; do
 		dd if=/tmp/s43.w of=/dev/mapper/$M bs=1M seek=$o oflag=direct conv=notrunc 2> /dev/null || return 1
 	done
 }
@@ -163,9 +164,9 @@ check "writes during the check" writer
 check "the check was still running after them" sa_is $M check - -
 check "the check ends" wait_idle $M 300
 check "writes during the check: no mismatch counted" sa_is $M idle $L/$L 0
-# expected content: s43.d with s43.w at 1, 5, 9, 13 MiB
+# expected content: s43.d with s43.w at 0, 4, 8, 12 MiB
 cp /tmp/s43.d /tmp/s43.e
-for o in 1 5 9 13; do dd if=/tmp/s43.w of=/tmp/s43.e bs=1M seek=$o conv=notrunc 2> /dev/null; done
+for o in 0 4 8 12; do dd if=/tmp/s43.w of=/tmp/s43.e bs=1M seek=$o conv=notrunc 2> /dev/null; done
 check "every write is on both legs" eval 'data_at /tmp/s43.e /dev/mapper/r0 && data_at /tmp/s43.e /dev/mapper/r1'
 
 # ----------------------------------------- suspend/resume mid-check ----
@@ -215,6 +216,14 @@ check "remove the 3-leg mirror" rmdev $M
 
 # ------------------------------ a low max_recovery_rate holds resync ----
 check "leg r1 holds other data" dd if=/dev/urandom of=/dev/mapper/r1 bs=1M count=16 oflag=direct
+# Writes to r1 500 ms late: unpaced, the 32 regions (4 copies at a time)
+# take ~4 s to resync, so the rate message lands while most are still out
+# of sync.
+check "load dm-delay" load_ko dm-delay
+set_table() { # DEV TABLE: replace the live table of DEV
+	dmsetup load "$1" --table "$2" && dmsetup suspend "$1" && dmsetup resume "$1"
+}
+check "leg r1 delays writes by 500 ms" set_table r1 "0 $L delay /dev/vdb 0 0 /dev/vdb 0 500"
 M=s43_sync
 T="0 $L mirror core 2 1024 sync 2 /dev/mapper/r0 0 /dev/mapper/r1 0"
 check "create: $T" mkmirror $M "$T" || tap_end
@@ -235,6 +244,7 @@ check "lifting the rate restarts nothing" no_restart
 check "the resync completes" wait_sync $M 300
 check "the legs are identical" legs_identical /dev/mapper/r0 /dev/mapper/r1 $L
 check "remove the resynced mirror" rmdev $M
+check "leg r1 linear again" set_table r1 "$(linear_of r1)"
 for l in r2 r1 r0; do check "remove leg $l" rmdev $l; done
 
 # ------------------------------------------------ the C dm-mirror ----
