@@ -345,6 +345,20 @@ impl<P: HashParts> RegionHash<P> {
         n
     }
 
+    /// The compare of `key`, chosen for a scrub, is over; `ok` unless a
+    /// rewrite failed. A write that failed on some leg before the compare
+    /// started (the log then says out of sync) leaves the region out of
+    /// sync even if the compare found nothing to do: a check does not
+    /// rewrite, so only resync can make the legs agree again.
+    pub fn end_scrub(&mut self, key: u32, ok: bool, log: &dyn DirtyLog) {
+        let ok = ok && log.in_sync(key);
+        if let Some(r) = self.get_mut(key) {
+            if r.entry.scrub {
+                r.entry.end_recovery(ok);
+            }
+        }
+    }
+
     /// The copy of `key` is over.
     pub fn end_recovery(&mut self, key: u32, ok: bool) {
         if let Some(r) = self.get_mut(key) {

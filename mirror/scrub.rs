@@ -396,7 +396,11 @@ fn start_compare(ms: &TargetRef<MirrorSet>, key: u32) {
     }
     // Not reachable: the check or repair made the queue. Give the region
     // back rather than leave its writes waiting.
-    ms.rh.lock().hash.end_recovery(key, true);
+    {
+        let mut g = ms.rh.lock();
+        let rh = &mut *g;
+        rh.hash.end_scrub(key, true, &rh.log);
+    }
     {
         let mut c = ms.scrub.lock();
         c.pass.region_skipped(key);
@@ -423,10 +427,12 @@ fn run_background(ms: &TargetRef<MirrorSet>) {
     if let (Phase::Comparing(key), Some(kind)) = (phase, kind) {
         let (start, count) = ms.geo.region_extent(key);
         let outcome = compare(ms, kind, start, count);
-        ms.rh
-            .lock()
-            .hash
-            .end_recovery(key, outcome != Outcome::RewriteFailed);
+        {
+            let mut g = ms.rh.lock();
+            let rh = &mut *g;
+            rh.hash
+                .end_scrub(key, outcome != Outcome::RewriteFailed, &rh.log);
+        }
         {
             let mut c = ms.scrub.lock();
             match outcome {

@@ -924,11 +924,11 @@ impl Model {
         }
     }
 
-    /// Regions whose copy may start.
+    /// Regions whose copy may start (recovery's, not a scrub's).
     fn quiet(&self) -> Vec<u32> {
         self.regions
             .iter()
-            .filter(|(_, (e, _))| e.recovery == Recovery::Quiescing && e.pending == 0)
+            .filter(|(_, (e, _))| e.recovery == Recovery::Quiescing && e.pending == 0 && !e.scrub)
             .map(|(k, _)| *k)
             .collect()
     }
@@ -954,6 +954,7 @@ impl Model {
                 }
             } else if let Recovery::Done { ok } = e.recovery {
                 e.recovery = Recovery::Idle;
+                e.scrub = false;
                 e.state = if ok {
                     RegionState::Clean
                 } else {
@@ -995,6 +996,9 @@ struct Stats {
     dropped: u64,
     requeued: u64,
     abandoned: u64,
+    scrubs: u64,
+    scrub_compares: u64,
+    scrub_ends_nosync: u64,
     max_entries: u32,
 }
 
@@ -1109,8 +1113,11 @@ impl Run {
                 let wake = self.hash.end_write(key);
                 assert_eq!(wake, self.model.end_write(key), "step {step}: end {key}");
             }
+            // A check or repair takes an in-sync region, or starts the
+            // compare of one whose writes have ended, or ends a compare.
+            58..=60 => self.scrub_step(step),
             // The log's resync scan offers an out-of-sync region.
-            53..=60 => {
+            53..=57 => {
                 let candidates: Vec<u32> = self
                     .model
                     .nosync
@@ -1192,11 +1199,20 @@ impl Run {
                     let (e, held) = self.model.regions.get_mut(&key).expect("key");
                     if e.recovery == Recovery::Quiescing {
                         e.recovery = Recovery::Idle;
-                        e.state = RegionState::NoSync;
+                        let scrub = std::mem::take(&mut e.scrub);
+                        e.state = if !scrub {
+                            RegionState::NoSync
+                        } else if e.pending != 0 {
+                            RegionState::Dirty
+                        } else {
+                            RegionState::Clean
+                        };
                         if !held.is_empty() {
                             want_released.insert(key, std::mem::take(held));
                         }
-                        self.model.set_sync(key, false);
+                        if !scrub {
+                            self.model.set_sync(key, false);
+                        }
                         want_n += 1;
                     }
                 }
@@ -1211,6 +1227,71 @@ impl Run {
                 self.model.flush_failure = true;
             }
             _ => {}
+        }
+    }
+
+    fn scrub_step(&mut self, step: u64) {
+        match self.rng.below(3) {
+            // Take a region: refused unless in sync, clean or dirty, and not
+            // being recovered or scrubbed.
+            0 => {
+                let key = self.key();
+                self.ensure(key);
+                let (e, _) = self.model.regions.get_mut(&key).expect("key");
+                let want = e.recovery == Recovery::Idle
+                    && matches!(e.state, RegionState::Clean | RegionState::Dirty);
+                assert_eq!(
+                    self.hash.begin_scrub(key),
+                    want,
+                    "step {step}: scrub {key} {e:?}"
+                );
+                if want {
+                    e.state = RegionState::Recovering;
+                    e.recovery = Recovery::Quiescing;
+                    e.scrub = true;
+                    self.stats.scrubs += 1;
+                }
+            }
+            // Start compares: only scrub regions without writes in flight.
+            1 => {
+                let keys: Vec<u32> = self.model.regions.keys().copied().collect();
+                for key in keys {
+                    let (e, _) = self.model.regions.get_mut(&key).expect("key");
+                    let want = e.scrub && e.recovery == Recovery::Quiescing && e.pending == 0;
+                    assert_eq!(
+                        self.hash.try_start_scrub(key),
+                        want,
+                        "step {step}: {key} {e:?}"
+                    );
+                    if want {
+                        e.recovery = Recovery::Copying;
+                        self.stats.scrub_compares += 1;
+                    }
+                }
+            }
+            // A compare ends; a write that failed before it started keeps
+            // the region out of sync.
+            _ => {
+                let comparing: Vec<u32> = self
+                    .model
+                    .regions
+                    .iter()
+                    .filter(|(_, (e, _))| e.scrub && e.recovery == Recovery::Copying)
+                    .map(|(k, _)| *k)
+                    .collect();
+                if comparing.is_empty() {
+                    return;
+                }
+                let key = comparing[self.rng.below(comparing.len() as u64) as usize];
+                let ok = !self.rng.chance(8);
+                self.hash.end_scrub(key, ok, &self.log);
+                let in_sync = self.model.in_sync(key);
+                let (e, _) = self.model.regions.get_mut(&key).expect("key");
+                e.recovery = Recovery::Done { ok: ok && in_sync };
+                if !in_sync {
+                    self.stats.scrub_ends_nosync += 1;
+                }
+            }
         }
     }
 
@@ -1299,6 +1380,14 @@ impl Run {
                     e.recovery = Recovery::Quiescing;
                 }
             }
+            let keys: Vec<u32> = self.model.regions.keys().copied().collect();
+            for key in keys {
+                let (e, _) = self.model.regions.get_mut(&key).expect("key");
+                if e.scrub && e.recovery == Recovery::Quiescing && e.pending == 0 {
+                    assert!(self.hash.try_start_scrub(key));
+                    e.recovery = Recovery::Copying;
+                }
+            }
             let mut out = [0u32; 64];
             loop {
                 let n = self.hash.take_quiesced(&mut out);
@@ -1355,6 +1444,9 @@ fn random_model_few_buckets_long_chains() {
     assert!(s.dropped > 1000, "{s:?}");
     assert!(s.requeued > 100, "{s:?}");
     assert!(s.abandoned > 10, "{s:?}");
+    assert!(s.scrubs > 100, "{s:?}");
+    assert!(s.scrub_compares > 50, "{s:?}");
+    assert!(s.scrub_ends_nosync >= 1, "{s:?}");
     assert!(s.max_entries > 20, "{s:?}");
 }
 
