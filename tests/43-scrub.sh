@@ -15,6 +15,9 @@
 #  - a low max_recovery_rate holds a resync back (its legs' writes delayed by
 #    dm-delay, so it cannot end before the rate is set); lifting it lets the
 #    resync finish, never going back.
+#  - a region one leg cannot read (dm-flakey error_reads): check counts the
+#    read error against the leg (R) and no mismatch; repair rewrites the
+#    region on that leg from the other.
 #  - every malformed message is refused (EINVAL) and changes nothing.
 #  - the C dm-mirror refuses check (it has none).
 . /tests/lib.sh
@@ -214,15 +217,52 @@ check "the default leg was outvoted: r0 holds the data again" data_at /tmp/s43.d
 check "... and r1, r2 still do" eval 'data_at /tmp/s43.d /dev/mapper/r1 && data_at /tmp/s43.d /dev/mapper/r2'
 check "remove the 3-leg mirror" rmdev $M
 
+# ------------------------------ a leg that cannot read one region ----
+# r1's region 6 (sectors 6144-7167) sits behind dm-flakey with error_reads
+# (always down: every read there fails, writes pass); the rest is linear.
+flaky_r1="0 6144 linear /dev/vdb 0
+6144 1024 flakey /dev/vdb 6144 0 3600 1 error_reads
+7168 $((L - 7168)) linear /dev/vdb 7168"
+set_table() { # DEV TABLE: replace the live table of DEV
+	dmsetup load "$1" --table "$2" && dmsetup suspend "$1" && dmsetup resume "$1"
+}
+health() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) }'; }
+health_is() { [ "$(health "$1")" = "$2" ] || fail "health $(health "$1"), want $2 ($(mirror_status "$1"))"; }
+check "load dm-flakey" load_ko dm-flakey
+check "leg r1: region 6 unreadable (dm-flakey error_reads)" set_table r1 "$flaky_r1"
+M=s43_rerr
+T="0 $L mirror core 2 1024 nosync 2 /dev/mapper/r0 0 /dev/mapper/r1 0"
+check "create: $T" mkmirror $M "$T" || tap_end
+check "write 16 MiB" dd if=/tmp/s43.d of=/dev/mapper/$M bs=1M oflag=direct
+check "check" dmsetup message $M 0 check
+check "the check ends" wait_idle $M 300
+tap_diag "after the check: $(sa $M); status: $(mirror_status $M)"
+check "the read error counts against r1 (R), none against r0" health_is $M AR
+check "check counted no mismatch for the unreadable region" sa_is $M idle $L/$L 0
+check "remove it" rmdev $M
+# other data in region 6 of r1, behind the mirror (on vdb: reads through
+# r1 fail there)
+check "r1's region 6 holds other data (written on vdb)" dd if=/dev/urandom of=/dev/vdb bs=512 seek=6144 count=1024 oflag=direct conv=notrunc
+check "create it again" mkmirror $M "$T" || tap_end
+at_end "rmdev $M"
+check "repair" dmsetup message $M 0 repair
+check "the repair ends" wait_idle $M 300
+tap_diag "after the repair: $(sa $M); status: $(mirror_status $M)"
+check "the read error counts against r1 (R)" health_is $M AR
+r1_region6() { # vdb's region 6 holds the data's region 6
+	dd if=/tmp/s43.d of=/tmp/s43.r6 bs=512 skip=6144 count=1024 2> /dev/null &&
+		data_at /tmp/s43.r6 /dev/vdb 6144
+}
+check "repair rewrote the region r1 could not read, from r0" r1_region6
+check "remove it" rmdev $M
+check "leg r1 linear again" set_table r1 "$(linear_of r1)"
+
 # ------------------------------ a low max_recovery_rate holds resync ----
 check "leg r1 holds other data" dd if=/dev/urandom of=/dev/mapper/r1 bs=1M count=16 oflag=direct
 # Writes to r1 500 ms late: unpaced, the 32 regions (4 copies at a time)
 # take ~4 s to resync, so the rate message lands while most are still out
 # of sync.
 check "load dm-delay" load_ko dm-delay
-set_table() { # DEV TABLE: replace the live table of DEV
-	dmsetup load "$1" --table "$2" && dmsetup suspend "$1" && dmsetup resume "$1"
-}
 check "leg r1 delays writes by 500 ms" set_table r1 "0 $L delay /dev/vdb 0 0 /dev/vdb 0 500"
 M=s43_sync
 T="0 $L mirror core 2 1024 sync 2 /dev/mapper/r0 0 /dev/mapper/r1 0"
