@@ -597,6 +597,15 @@ impl Pacer {
         }
     }
 
+    /// Starts a new window at `now_ms` and forgets what was done before:
+    /// work done while no rate applied, or under other rates, is no debt
+    /// under the rates that apply from now on.
+    pub fn restart(&mut self, now_ms: u64) {
+        self.prev_rate_kbs = self.rate_kbs(now_ms);
+        self.mark_ms = now_ms;
+        self.mark_kib = self.done_kib;
+    }
+
     /// Background work moved `kib` KiB per leg, ending at `now_ms`.
     pub fn record(&mut self, now_ms: u64, kib: u64) {
         self.done_kib = self.done_kib.saturating_add(kib);

@@ -191,6 +191,8 @@ impl MirrorSet {
         match change(c.rates) {
             Ok(r) => {
                 c.rates = r;
+                // The new rates apply to what is done from now on.
+                c.pacer.restart(monotonic_ms());
                 c.interrupt = true;
                 self.scrub_wake.notify_all();
                 Ok(())
@@ -253,6 +255,8 @@ impl MirrorSet {
         {
             let mut c = this.scrub.lock();
             if c.rates == Rates::default() {
+                // Unpaced: nothing done now is owed once a rate is set.
+                c.pacer.restart(monotonic_ms());
                 return true;
             }
             if c.pause_ms != 0 {

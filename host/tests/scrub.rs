@@ -515,3 +515,24 @@ fn paced_rate_piece(min_kbs: u32, max_kbs: u32, busy: bool, secs: u64, kib: u64)
     let rates = Rates { min_kbs, max_kbs };
     simulate(|_| rates, |_| busy, kib, 2, secs * 1000) / secs
 }
+
+#[test]
+fn pacer_restart_forgets_work_done_before_a_rate_was_set() {
+    // 16 MiB done unpaced in the last second; then max 256 KiB/s: without
+    // a restart that would be a minute of debt
+    let mut p = Pacer::new(0);
+    for i in 0..32 {
+        p.record(1000 + i * 30, 512);
+    }
+    let rates = Rates {
+        min_kbs: 0,
+        max_kbs: 256,
+    };
+    assert!(p.delay(2000, rates, false) > 60_000);
+    p.restart(2000);
+    assert_eq!(p.delay(2000, rates, false), 0);
+    // the next 512 KiB then cost 2 s at 256 KiB/s
+    p.record(2100, 512);
+    let d = p.delay(2100, rates, false);
+    assert!((1800..=2000).contains(&d), "{d} ms");
+}
