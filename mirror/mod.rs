@@ -190,9 +190,14 @@ pub(crate) struct MirrorSet {
     /// single compare at a time).
     #[pin]
     scrub_bufs: Mutex<scrub::ScrubBufs>,
-    /// Foreground reads and writes mapped so far: background work yields
-    /// while this moves.
+    /// Foreground reads and writes mapped so far, counted only while a
+    /// recovery rate is set (`paced`): background work yields while this
+    /// moves.
     fg_ios: AtomicU64,
+    /// A recovery rate is set: `map` counts foreground I/O. Without one,
+    /// nothing is counted (a shared counter costs every I/O a contended
+    /// atomic).
+    paced: AtomicBool,
     /// The background work item: compares of check and repair, and pauses.
     #[pin]
     scrub_work: Work<MirrorSet, 1>,

@@ -191,6 +191,7 @@ impl MirrorSet {
         match change(c.rates) {
             Ok(r) => {
                 c.rates = r;
+                self.paced.store(r != Rates::default(), Ordering::Relaxed);
                 // The new rates apply to what is done from now on.
                 c.pacer.restart(monotonic_ms());
                 c.interrupt = true;
@@ -244,9 +245,12 @@ impl MirrorSet {
         )
     }
 
-    /// Counts one foreground I/O (map), so background work can yield.
+    /// Counts one foreground I/O (map), so background work can yield; only
+    /// while a rate is set.
     pub(super) fn note_foreground(&self) {
-        self.fg_ios.fetch_add(1, Ordering::Relaxed);
+        if self.paced.load(Ordering::Relaxed) {
+            self.fg_ios.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Whether background work may start a new piece now. If not, a pause

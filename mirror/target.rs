@@ -158,6 +158,7 @@ impl TargetOps for MirrorSet {
             scrub_wake <- new_condvar!("MirrorSet::scrub_wake"),
             scrub_bufs <- new_mutex!(ScrubBufs::new(), "MirrorSet::scrub_bufs"),
             fg_ios: AtomicU64::new(0),
+            paced: AtomicBool::new(false),
             scrub_work <- new_work!("MirrorSet::scrub_work"),
             bg_wq <- new_mutex!(None, "MirrorSet::bg_wq"),
             wq,
