@@ -34,7 +34,7 @@ echo > /proc/sys/kernel/modprobe 2>/dev/null
 hostname dmrs-bench
 
 export DM_DISABLE_UDEV=1
-export DMRS_TAP=/dev/null DMRS_TAP_COUNT=/tmp/tap.count DMRS_IMPL=rs DMRS_TEST=bench
+export DMRS_GUEST=1 DMRS_TAP=/dev/null DMRS_TAP_COUNT=/tmp/tap.count DMRS_IMPL=rs DMRS_TEST=bench
 . /tests/lib.sh
 
 parts=io,resync,mem

@@ -65,7 +65,7 @@ run() { # NAME MODE [run-guest options]
 		--tests crash-cycle --append "dmrs.crash=$mode" --disk-dir "$dir/disks" \
 		--keep "$dir/$name" --test-timeout 1500 --timeout 1800 "$@" > "$dir/$name.tap" 2> "$dir/$name.err"
 }
-stat_of() { # NAME KEY: the value of crash-stats KEY= in a boot's TAP
+stat_of() { # NAME KEY: the value of crash-stats KEY= in a boot's KTAP
 	sed -n "s/.*crash-stats: .*\\b$2=\\([0-9/]*\\).*/\\1/p" "$dir/$1.tap" | head -n 1
 }
 report() { # NAME RC SECS
@@ -75,7 +75,7 @@ report() { # NAME RC SECS
 		"$1" "$v" "$3" "$(stat_of "$1" dirty_on_disk)" "$(stat_of "$1" out_of_sync_at_load)" \
 		"$(stat_of "$1" resync_seconds)" "$(stat_of "$1" files_checked)" "$(stat_of "$1" raw_chunks_checked)"
 	if [ "$2" != 0 ]; then
-		grep -E '^not ok|FAIL' "$dir/$1.tap" "$dir/$1.err" | head -n 20 >&2
+		grep -E '^ *not ok|FAIL' "$dir/$1.tap" "$dir/$1.err" | head -n 20 >&2
 		echo "crash-cycle: logs in $dir/$1" >&2
 	fi
 }

@@ -1,7 +1,7 @@
 #!/bin/sh
 # Module life cycle: load, target "mirror" registered with version >= 1.14.0,
 # unload (the target disappears), load again, unload.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 mirror_listed() {
 	v=$(target_version mirror)

@@ -7,7 +7,7 @@
 #  - 3 legs, 16 MiB each, by offsets on two disks (no extra devices):
 #    leg0 = vda @ 128 MiB, leg1 = vdb @ 128 MiB, leg2 = vda @ 192 MiB;
 #    seeded on leg0, waits for sync, compares all three legs.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 L=$(dev_sectors /dev/vda)

@@ -6,7 +6,7 @@
 # legs are byte-identical over the whole target. (The buffered pass is only
 # 16 MiB: page-cache writeback through the C mirror runs at ~1.3 MB/s in the
 # TCG debug guest, 64 MiB would take ~50 s.)
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 L=163840                  # 80 MiB

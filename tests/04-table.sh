@@ -3,7 +3,7 @@
 # table loads back (reload of the live device, and create of a second
 # device) to the identical table. `dmsetup status` has the C format
 # "<#legs> <maj:min>... <in_sync>/<regions> 1 <A per leg> 1 core".
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 A=$(majmin /dev/vda)

@@ -5,7 +5,7 @@
 # byte-identical, holding the default leg's data. A `nosync` mirror starts
 # at N/N and copies nothing. The last region is short (target length not a
 # multiple of the region size).
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 L=100000                  # 48.8 MiB: 98 regions of 1024 sectors, the last short

@@ -4,7 +4,7 @@
 # the resync every leg is identical and the mirror reads back exactly what
 # was written. Then the same with suspend/resume and a table reload in the
 # middle of the resync.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 L=131072                  # 64 MiB, 128 regions of 512 KiB

@@ -9,7 +9,7 @@
 # kmirrord does and holds them all; reading it shows how each was obtained.
 # Test knobs are not messages: `dmsetup message ... pool_selftest` and
 # `fail_atomic` are refused.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 if [ "$DMRS_IMPL" = c ]; then
 	tap_skip "pool self-test" "our module's debugfs file only"

@@ -5,7 +5,7 @@
 # the mirror must still return the written data (retried on leg 1), the
 # status must show leg 0 as R (read error) and leg 1 as A. With both legs
 # failing, reads fail with EIO and nothing hangs; the mirror can be removed.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 L=32768                   # 16 MiB

@@ -12,8 +12,8 @@
 # B) no handle_errors: the writes complete (exit 0) at once, the status
 #    becomes "AD 14/16" (both 512 KiB regions written marked out of sync), no
 #    event; leg 0 and the mirror hold the data.
-. /tests/lib.sh
-. /tests/legfail.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/legfail.sh"
 
 L=$LF_L
 M=lf_wfail

@@ -10,8 +10,8 @@
 # B) The same failure released by a plain (flush) suspend instead. C: the
 #    held write fails with EIO (the writer exits non-zero) and nothing else
 #    of the writer's data reaches the device; the suspend itself completes.
-. /tests/lib.sh
-. /tests/legfail.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/legfail.sh"
 
 L=$LF_L
 M=lf_repl

@@ -9,8 +9,8 @@
 # read counter in /sys/block/dm-N/stat does not move), also after leg 0
 # works again (a failed leg stays failed until a table reload). Writes are
 # not held by a read error (a write then completes at once on both legs).
-. /tests/lib.sh
-. /tests/legfail.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/legfail.sh"
 
 L=$LF_L
 M=lf_rfail

@@ -15,8 +15,8 @@
 #    reads still return leg 0's data. Ours does not claim a region whose
 #    copy failed in sync (issue #5): the count stops short, status "AS",
 #    no event; reads return leg 0's data.
-. /tests/lib.sh
-. /tests/legfail.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/legfail.sh"
 
 L=8192                    # mirror length: 4 MiB, 128 regions of 32 KiB
 M=lf_sfail

@@ -4,8 +4,8 @@
 # EIO (not held: no leg is left), reads fail with EIO, nothing hangs, the
 # status shows "DD" and the written region out of sync; with handle_errors
 # a table event fires; `dmsetup remove` works.
-. /tests/lib.sh
-. /tests/legfail.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/legfail.sh"
 
 L=$LF_L
 M=lf_afail

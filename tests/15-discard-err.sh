@@ -7,8 +7,8 @@
 # ioctl turns into success (blkdiscard exit 0), and the leg is not failed:
 # status stays "AA 16/16", no table event; with leg 1 good again, writes complete at once (not held)
 # and reach both legs.
-. /tests/lib.sh
-. /tests/legfail.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/legfail.sh"
 
 L=$LF_L
 M=lf_dfail

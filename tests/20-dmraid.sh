@@ -13,8 +13,9 @@
 # that is not there, and dmraid resyncs the two it has.
 # A set with one member left is mapped "linear" (dmraid: "creating degraded
 # mirror mapping"); a member with a bad checksum is ignored like a missing one.
-. /tests/lib.sh
-. /tests/lib-clients.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/lib-clients.sh"
+need_disks sda sdb
 
 A=/dev/sda
 B=/dev/sdb

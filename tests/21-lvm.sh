@@ -5,8 +5,8 @@
 # (separate TAP points, "rs:" and "c:"). lvm finds "mirror" registered by the
 # module the test loaded (modprobe is disabled in the guest) and never loads
 # another one: checked with the module list and the module's refcount.
-. /tests/lib.sh
-. /tests/lib-clients.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/lib-clients.sh"
 
 VG=dmrs_vg
 PVS="/dev/vda /dev/vdb /dev/vdc"

@@ -16,8 +16,8 @@
 #   that were cut off.
 # Leg 1 is a dm linear device over vdb: suspending it holds every recovery
 # copy, so the in-sync count right after a create is exact.
-. /tests/lib.sh
-. /tests/disklog-lib.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/disklog-lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 RS=256                 # 128 KiB regions

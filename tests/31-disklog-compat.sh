@@ -14,13 +14,14 @@
 #    yet cleaned in the snapshot), copies only those regions (a marker in a clean
 #    region survives) and ends N/N with the legs identical.
 # 4. The same the other way round.
-. /tests/lib.sh
-. /tests/disklog-lib.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/disklog-lib.sh"
 
 RS=128                 # 64 KiB regions
 L=8000                 # 63 regions, the last one 64 sectors
 N=63
 M=dmrs_compat
+skip_without_c
 OTHER=$DMRS_IMPL       # rs, or c with dmrs.impl=c
 load_impl() { if [ "$1" = c ]; then load_c; else load_ko "$DMRS_RS_KO"; fi; }
 unload_impl() { if [ "$1" = c ]; then unload_c; else unload_mod "$(rs_modname)"; fi; }

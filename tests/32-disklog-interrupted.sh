@@ -10,8 +10,8 @@
 # - reloaded with the same log and no sync word, the mirror starts at the
 #   on-disk clean count (not N, not 0), resyncs to N/N, the legs end
 #   identical and the write ahead of the copy reads back.
-. /tests/lib.sh
-. /tests/disklog-lib.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/disklog-lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 check "load dm-delay" load_ko dm_delay || tap_end

@@ -9,8 +9,8 @@
 # - `dmsetup suspend` completes, resume and remove work.
 # Then a mirror created over a log device that fails from the start: the
 # create works, the status shows the failed log, it resyncs to N/N.
-. /tests/lib.sh
-. /tests/disklog-lib.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/disklog-lib.sh"
 
 check "load $(impl_name)" load_rs || tap_end
 RS=256

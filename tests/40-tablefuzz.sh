@@ -21,9 +21,10 @@
 # A mismatch is one TAP failure with both outcomes; the first $FZ_DIAG get
 # the table and both kernel messages as diagnostics. One summary TAP point
 # per case class. With dmrs.impl=c only the C half runs.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
-CASES=/tests/tablefuzz.cases
+skip_without_c
+CASES=${DMRS_FUZZ_CASES:-$DMRS_TESTS/tablefuzz.cases}
 M=dmrsf        # the device each case creates
 W=/tmp/tablefuzz
 FZ_DIAG=20     # mismatches shown with full diagnostics

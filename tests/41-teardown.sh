@@ -45,8 +45,8 @@
 # guest, see TD_REF_MS; in rounds of at most 300, each round running every
 # phase, the module reloaded between rounds), dmrs.teardown_seed=S (the
 # workload's random seed; printed).
-. /tests/lib.sh
-. /tests/lib-teardown.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/lib-teardown.sh"
 
 CYCLES=
 SEED=

@@ -22,7 +22,7 @@
 #  - the default leg fails (reloaded as "error") while two readers loop:
 #    every pass returns the data, the status shows R on it, and later
 #    passes send nothing to it.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 L=32768 # 16 MiB: the legs, the mirrors
 if [ "$DMRS_IMPL" = c ]; then OURS=; else OURS=1; fi
@@ -40,12 +40,6 @@ set_rot() {
 		echo "$v" > "$f" || fail "cannot write $v to $f" || return 1
 		[ "$(cat "$f")" = "$v" ] || fail "$f reads $(cat "$f"), want $v" || return 1
 	done
-}
-# set_table DEV TABLE: replace the live table of DEV
-set_table() {
-	dmsetup load "$1" --table "$2" || fail "load $1: $2" || return 1
-	dmsetup suspend "$1" || fail "suspend $1" || return 1
-	dmsetup resume "$1" || fail "resume $1" || return 1
 }
 linear_of() {
 	case "$1" in
@@ -132,8 +126,6 @@ leg_idle() {
 }
 
 # stats NAME: ours' `message stats` line; stat_field NAME FIELD: one value
-stats() { dmsetup message "$1" 0 stats; }
-stat_field() { stats "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
 policy_is() {
 	local p
 	p=$(stat_field "$1" read_policy)
@@ -146,15 +138,6 @@ none_pending() {
 	p=$(stat_field "$1" leg_pending)
 	[ "$p" = "$want" ] || fail "leg_pending=$p, want $want ($(stats "$1"))"
 }
-msg_refused() { # NAME WORDS...
-	local n=$1
-	shift
-	if dmsetup message "$n" 0 "$@" > /dev/null 2>&1; then
-		fail "message '$*' accepted"
-	fi
-	return 0
-}
-health() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) }'; }
 
 # reader_loop NAME SHA TAG: passes until /tmp/r42.stop exists, one line
 # each in /tmp/r42.TAG: "ok|bad <health> <in_sync/regions>" as seen

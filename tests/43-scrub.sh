@@ -20,7 +20,7 @@
 #    region on that leg from the other.
 #  - every malformed message is refused (EINVAL) and changes nothing.
 #  - the C dm-mirror refuses check (it has none).
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 L=32768 # 16 MiB: the legs, the mirrors
 
@@ -70,15 +70,6 @@ wait_done_above() {
 	done
 }
 events() { dmsetup info -c --noheadings -o events "$1" | tr -d ' '; }
-stat_field() { dmsetup message "$1" 0 stats | tr ' ' '\n' | sed -n "s/^$2=//p"; }
-msg_refused() { # NAME WORDS...
-	local n=$1
-	shift
-	if dmsetup message "$n" 0 "$@" > /dev/null 2>&1; then
-		fail "message '$*' accepted"
-	fi
-	return 0
-}
 # damage DEV SECTOR SECTORS: other data over SECTORS sectors of DEV (a leg)
 damage() {
 	dd if=/dev/urandom of="$1" bs=512 seek="$2" count="$3" oflag=direct conv=notrunc 2> /dev/null ||
@@ -223,10 +214,6 @@ check "remove the 3-leg mirror" rmdev $M
 flaky_r1="0 6144 linear /dev/vdb 0
 6144 1024 flakey /dev/vdb 6144 0 3600 1 error_reads
 7168 $((L - 7168)) linear /dev/vdb 7168"
-set_table() { # DEV TABLE: replace the live table of DEV
-	dmsetup load "$1" --table "$2" && dmsetup suspend "$1" && dmsetup resume "$1"
-}
-health() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) }'; }
 health_is() { [ "$(health "$1")" = "$2" ] || fail "health $(health "$1"), want $2 ($(mirror_status "$1"))"; }
 check "load dm-flakey" load_ko dm-flakey
 check "leg r1: region 6 unreadable (dm-flakey error_reads)" set_table r1 "$flaky_r1"

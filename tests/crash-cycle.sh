@@ -20,8 +20,8 @@
 #   verify  the checks of a cycle, then a clean remove: the log is all
 #           clean.
 # Lines "crash-stats: ..." in the TAP diagnostics carry the numbers.
-. /tests/lib.sh
-. /tests/disklog-lib.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/disklog-lib.sh"
 
 mode=cycle
 for w in $(cat /proc/cmdline); do

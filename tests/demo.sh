@@ -2,7 +2,7 @@
 # The demo (make demo): a 2-leg mirror over two virtio disks that start with
 # different contents; shows the resync, writes data, shows table and status,
 # and checks the legs are identical. Every step is narrated as a TAP comment.
-. /tests/lib.sh
+. "$(dirname "$0")/lib.sh"
 
 say_step() { tap_diag "---- $*"; }
 L=131072                  # 64 MiB

@@ -169,8 +169,6 @@ copy_region() {
 
 # log_char NAME: the log health character, last word of the status
 log_char() { dmsetup status "$1" | awk '{print $NF}'; }
-# health NAME: the leg health characters
-health() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) }'; }
 # ratio_is NAME WANT: the sync ratio of NAME is WANT now
 ratio_is() {
 	local _r

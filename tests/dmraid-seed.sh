@@ -10,9 +10,10 @@
 # 192 MiB guest:
 #   scripts/run-guest.sh --module dm_mirror_rs.ko --mem 192M --sata-size 640M \
 #       --tests dmraid-seed --test-timeout 1500 --timeout 1800
-. /tests/lib.sh
-. /tests/lib-clients.sh
-. /tests/lib-seed.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/lib-clients.sh"
+. "$DMRS_TESTS/lib-seed.sh"
+need_disks sda sdb
 
 total=${DMRS_SEED_MIB:-1024}
 A=/dev/sda

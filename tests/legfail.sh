@@ -15,6 +15,8 @@
 LF_L=16384                    # sectors per leg and mirror (8 MiB)
 LF_EVENT_WAIT=20              # seconds to wait for a table event
 if [ "$DMRS_IMPL" = c ]; then LF_IMPLS=c; else LF_IMPLS="c rs"; fi
+# no C module (outside the QEMU guest): ours alone, the comparison skipped
+[ "$DMRS_IMPL" = c ] || have_c || LF_IMPLS=rs
 # run-guest.sh --append dmrs.lf_impls=rs: only our half (no comparison);
 # for a quick look at ours while it is being written
 case " $(cat /proc/cmdline 2>/dev/null) " in
@@ -53,9 +55,8 @@ lf_legs() {
 	done
 }
 
-# lf_health NAME: the health characters; lf_ratio NAME: in_sync/regions;
-# lf_st NAME: "<health> <ratio>" (what the tests compare)
-lf_health() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) }'; }
+# lf_ratio NAME: in_sync/regions (health NAME, of lib.sh: the health
+# characters); lf_st NAME: "<health> <ratio>" (what the tests compare)
 lf_ratio() { sync_ratio "$1"; }
 lf_st() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) " " $(n + 2) }'; }
 lf_events() { dmsetup info -c --noheadings -o events "$1" | tr -d ' '; }
@@ -123,6 +124,10 @@ lf_diff() {
 # lf_compare: ours recorded the same observations as C
 lf_compare() {
 	[ "$DMRS_IMPL" = c ] && return 0
+	if ! have_c; then
+		tap_skip "ours vs C: same status strings and writer outcome" "no C dm-mirror module"
+		return 0
+	fi
 	[ "$LF_IMPLS" = rs ] && return 0
 	if [ ! -s /tmp/lf-obs.c ] || [ ! -s /tmp/lf-obs.rs ]; then
 		tap_fail "ours vs C: same status strings and writer outcome" "a run recorded nothing"

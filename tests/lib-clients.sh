@@ -5,7 +5,9 @@ export LVM_SUPPRESS_FD_WARNINGS=1
 
 # impls: the implementations a client test runs its scenario with, in this
 # order and in one boot: ours, then the C dm-mirror (only C with dmrs.impl=c)
-impls() { if [ "$DMRS_IMPL" = c ]; then echo c; else echo rs c; fi; }
+impls() {
+	if [ "$DMRS_IMPL" = c ]; then echo c; elif have_c; then echo rs c; else echo rs; fi
+}
 # mirror_module: the module that provides "mirror" for $DMRS_IMPL
 mirror_module() { if [ "$DMRS_IMPL" = c ]; then echo dm_mirror; else rs_modname; fi; }
 # only_impl_loaded: the module under test is loaded, the other one is not

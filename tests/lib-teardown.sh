@@ -38,8 +38,8 @@ pick() {
 # td_setup_ids: the maj:min strings tables print (after the log slices exist)
 td_setup_ids() {
 	local name ma mi s=0
-	read -r TD_A < /sys/block/vda/dev || return 1
-	read -r TD_B < /sys/block/vdb/dev || return 1
+	TD_A=$(majmin /dev/vda) || return 1
+	TD_B=$(majmin /dev/vdb) || return 1
 	dmsetup info -c --noheadings -o name,major,minor --separator ' ' > /tmp/td-ids || return 1
 	while read -r name ma mi; do
 		case "$name" in

@@ -1,21 +1,61 @@
-# Helpers for the guest test scripts (POSIX sh, busybox ash). Source it:
-#   . /tests/lib.sh
-# Environment (set by /init, defaults for running a script by hand):
-#   DMRS_TAP        where TAP lines go (/dev/ttyS1 in the guest)
-#   DMRS_TAP_COUNT  file holding the number of the last TAP point
-#   DMRS_IMPL       rs (our module, default) or c (the C dm-mirror)
-#   DMRS_TEST       test name, prefixed to every TAP point
-#   DMRS_RS_KO      our module (default /modules/dm_mirror_rs.ko)
+# Helpers for the test scripts (POSIX sh, busybox ash). A test sources it
+# from its own directory:
+#   . "$(dirname "$0")/lib.sh"
+# Environment (set by the runner, tests/run_kselftest.sh, which /init of
+# the QEMU guest calls; defaults for running a script by hand):
+#   DMRS_TAP          where KTAP lines go (default stdout; /dev/ttyS1 in the
+#                     QEMU guest)
+#   DMRS_TAP_COUNT    file with this test's counters ("results pass fail
+#                     skip xfail"); a new one prints the KTAP header
+#   DMRS_KTAP_INDENT  prefix of every KTAP line ("  " when the runner nests
+#                     the test as a subtest; empty when run alone)
+#   DMRS_IMPL         rs (our module, default) or c (the C dm-mirror)
+#   DMRS_TEST         test name (the script's name without .sh)
+#   DMRS_RS_KO        our module (default /modules/dm_mirror_rs.ko)
+#   DMRS_GUEST        1 in the project's QEMU guests (scripts/guest-init.sh,
+#                     scripts/bench-guest.sh); elsewhere the tests refuse
+#                     to run unless DMRS_DISKS names the scratch disks
+#                     (tests/lib-disks.sh: they are overwritten)
 # A script reports its results with tap_ok/tap_fail/tap_skip/check and ends
-# with `tap_end`, which runs the cleanup and exits 0. A non-zero exit means
-# the script itself broke; /init reports that as an extra failure.
+# with `tap_end`, which runs the cleanup, prints the totals and exits with
+# kselftest's codes: 0 pass, 1 fail (a failed point, no point at all, or a
+# declared plan not met), 4 skip (every point skipped). Any other exit, or
+# none through tap_end, means the script itself broke; the runner reports
+# the test as failed.
 
+# The helpers use expansions of busybox ash and bash (${v//x/y}, ${v:0:n});
+# under a shell without them (dash, Debian's sh) the script starts again
+# under one that has them.
+if ! (eval '_x=ab; [ "${_x//a/c}" = cb ] && [ "${_x:0:1}" = a ]') 2>/dev/null; then
+	if command -v bash > /dev/null; then
+		exec bash "$0" "$@"
+	elif command -v busybox > /dev/null; then
+		exec busybox sh "$0" "$@"
+	fi
+	echo "$0: needs busybox sh or bash" >&2
+	exit 1
+fi
 export PATH=/usr/sbin:/usr/bin:/sbin:/bin
 export DM_DISABLE_UDEV=1
+DMRS_TESTS=$(cd "$(dirname "$0")" && pwd)
+# Outside the project's guests the disks a test writes must be named
+# (DMRS_DISKS); the test then runs in a mount namespace where /dev/vda,
+# /dev/vdb, ... are those disks (tests/lib-disks.sh). Without DMRS_DISKS it
+# refuses to run (exit 4, before touching anything).
+if [ "${DMRS_GUEST:-0}" != 1 ] && [ "${DMRS_NS:-0}" != 1 ]; then
+	. "$DMRS_TESTS/lib-disks.sh"
+	dmrs_enter_ns sh "$0" "$@"
+	exit $?
+fi
 : "${DMRS_TAP:=/dev/stdout}"
-: "${DMRS_TAP_COUNT:=/tmp/dmrs-tap.count}"
 : "${DMRS_IMPL:=rs}"
 : "${DMRS_TEST=$(basename "$0" .sh)}"
+: "${DMRS_KTAP_INDENT=}"
+if [ -z "${DMRS_TAP_COUNT:-}" ]; then
+	DMRS_TAP_COUNT=/tmp/dmrs-ktap.$$
+	rm -f "$DMRS_TAP_COUNT" "$DMRS_TAP_COUNT".*
+fi
+export DMRS_TAP DMRS_TAP_COUNT DMRS_KTAP_INDENT DMRS_IMPL DMRS_TEST
 if [ -z "${DMRS_RS_KO:-}" ]; then
 	DMRS_RS_KO=/modules/dm_mirror_rs.ko
 	if [ ! -e "$DMRS_RS_KO" ]; then
@@ -24,6 +64,9 @@ if [ -z "${DMRS_RS_KO:-}" ]; then
 		done
 	fi
 fi
+# "<modname> <path> <deps>" of every module the guest carries
+# (scripts/mkinitramfs.sh); elsewhere there is none and modules come from
+# modprobe (the running kernel's) and DMRS_RS_KO
 DMRS_MOD_INDEX=/modules/index
 # Debian's busybox ash runs its own applets before searching PATH; use the
 # GNU tools the initramfs carries (cmp -n/-i, dd *_bytes flags, faster sha).
@@ -32,9 +75,16 @@ for _t in cmp dd sha256sum timeout; do
 done
 DMRS_LOG=/tmp/dmrs-$$.log # output of the last command run by check/mkmirror
 
-# ---------------------------------------------------------------- TAP ----
+# --------------------------------------------------------------- KTAP ----
+# KTAP version 1 (Documentation/dev-tools/ktap.rst), one test per script:
+#   KTAP version 1
+#   # Subtest: NAME            (only when nested by the runner)
+#   1..N                       (only if the script declares it: tap_plan)
+#   ok 1 NAME # [SKIP|XFAIL] [reason]  /  not ok 2 NAME # reason
+#   # Totals: pass:P fail:F xfail:X xpass:0 skip:S error:0   (tap_end)
+# every line prefixed with DMRS_KTAP_INDENT. Points are numbered per script.
 # (no subprocesses here: a fork+exec costs ~10 ms in the TCG debug guest)
-_tap_clean() { # one line, no '#' (it starts a TAP directive)
+_tap_clean() { # one line, no '#' (it starts a KTAP directive)
 	local _s="$*"
 	_s=${_s//'#'/ }
 	_s=${_s//$'\n'/ }
@@ -42,40 +92,61 @@ _tap_clean() { # one line, no '#' (it starts a TAP directive)
 	_tc=${_s:0:400}
 }
 _tap_emit() {
-	echo "$*" >> "$DMRS_TAP"
+	echo "$DMRS_KTAP_INDENT$*" >> "$DMRS_TAP"
 	# also to the console, via the kernel log for a timestamp
-	[ "$DMRS_TAP" = /dev/stdout ] || echo "[tap] $*" > /dev/kmsg 2>/dev/null || echo "[tap] $*"
+	[ "$DMRS_TAP" = /dev/stdout ] || [ "${DMRS_GUEST:-0}" != 1 ] ||
+		echo "[tap] $*" > /dev/kmsg 2>/dev/null || echo "[tap] $*"
 }
-_tap_next() {
-	_tn=0
-	[ -r "$DMRS_TAP_COUNT" ] && read -r _tn < "$DMRS_TAP_COUNT"
+# the counters live in a file, so that points reported from subshells count
+_tap_read() {
+	_tn=0 _tp=0 _tf=0 _ts=0 _tx=0
+	[ -r "$DMRS_TAP_COUNT" ] && read -r _tn _tp _tf _ts _tx < "$DMRS_TAP_COUNT"
+	_tn=${_tn:-0} _tp=${_tp:-0} _tf=${_tf:-0} _ts=${_ts:-0} _tx=${_tx:-0}
+}
+_tap_next() { # pass|fail|skip|xfail
+	_tap_read
 	_tn=$((_tn + 1))
-	echo $_tn > "$DMRS_TAP_COUNT"
+	case $1 in
+	pass) _tp=$((_tp + 1)) ;;
+	fail) _tf=$((_tf + 1)) ;;
+	skip) _ts=$((_ts + 1)) ;;
+	xfail) _tx=$((_tx + 1)) ;;
+	esac
+	echo "$_tn $_tp $_tf $_ts $_tx" > "$DMRS_TAP_COUNT"
 }
-_tap_name() {
-	if [ -z "$DMRS_TEST" ]; then
-		_tap_clean "$1"
-	else
-		case "$1" in
-		"$DMRS_TEST"*) _tap_clean "$1" ;;
-		*) _tap_clean "$DMRS_TEST: $1" ;;
-		esac
-	fi
-	_tname=$_tc
-}
-# tap_diag MSG...: a diagnostic line ("# MSG") in the TAP stream
+_tap_name() { _tap_clean "$1"; _tname=$_tc; }
+# The header, once per test: the first source of lib.sh with a counter
+# file that does not exist yet (subshells and the runner find it).
+if [ ! -e "$DMRS_TAP_COUNT" ]; then
+	echo "0 0 0 0 0" > "$DMRS_TAP_COUNT"
+	_tap_emit "KTAP version 1"
+	[ -z "$DMRS_KTAP_INDENT" ] || _tap_emit "# Subtest: $DMRS_TEST"
+fi
+# tap_diag MSG...: a diagnostic line ("# MSG") in the KTAP stream
 tap_diag() {
 	printf '%s\n' "$*" | while IFS= read -r _l; do _tap_emit "# $_l"; done
 }
-tap_ok() { _tap_next; _tap_name "$1"; _tap_emit "ok $_tn $_tname"; }
-tap_fail() {
-	_tap_next; _tap_name "$1"; _tap_clean "${2:-failed}"
-	_tap_emit "not ok $_tn $_tname # $_tc"
-	DMRS_FAILS=$((${DMRS_FAILS:-0} + 1))
+# tap_plan N: the number of points this script will report, declared
+# before the first one (a script whose count depends on what it finds does
+# not declare one); tap_end fails the test if the count differs
+tap_plan() {
+	_tap_read
+	if [ "$_tn" != 0 ]; then
+		tap_fail "plan" "tap_plan $1 after $_tn points"
+		return 1
+	fi
+	_tap_emit "1..$1"
+	echo "$1" > "$DMRS_TAP_COUNT.plan"
 }
-tap_skip() { _tap_next; _tap_name "$1"; _tap_clean "${2:-}"; _tap_emit "ok $_tn $_tname # SKIP $_tc"; }
-# tap_todo NAME REASON: a known failure (TAP TODO: not counted as a failure)
-tap_todo() { _tap_next; _tap_name "$1"; _tap_clean "${2:-}"; _tap_emit "not ok $_tn $_tname # TODO $_tc"; }
+tap_ok() { _tap_next pass; _tap_name "$1"; _tap_emit "ok $_tn $_tname"; }
+tap_fail() {
+	_tap_next fail; _tap_name "$1"; _tap_clean "${2:-failed}"
+	_tap_emit "not ok $_tn $_tname # $_tc"
+}
+tap_skip() { _tap_next skip; _tap_name "$1"; _tap_clean "${2:-}"; _tap_emit "ok $_tn $_tname # SKIP $_tc"; }
+# tap_xfail NAME REASON: a known failure that is expected (kselftest's
+# XFAIL: reported ok, counted apart; KTAP does not know TAP's TODO)
+tap_xfail() { _tap_next xfail; _tap_name "$1"; _tap_clean "${2:-}"; _tap_emit "ok $_tn $_tname # XFAIL $_tc"; }
 
 # check NAME CMD [ARGS...]: run CMD, ok if it exits 0, else not ok with
 # its exit status and the last line of its output (all output in TAP diag)
@@ -103,11 +174,28 @@ DMRS_AT_END=
 at_end() { DMRS_AT_END="$1
 $DMRS_AT_END"; }
 tap_end() {
+	local _plan=
 	printf '%s\n' "$DMRS_AT_END" | while IFS= read -r _c; do
 		[ -n "$_c" ] && eval "$_c" > /dev/null 2>&1
 	done
 	DMRS_AT_END=
 	rm -f "$DMRS_LOG"
+	_tap_read
+	_tap_emit "# Totals: pass:$_tp fail:$_tf xfail:$_tx xpass:0 skip:$_ts error:0"
+	[ -r "$DMRS_TAP_COUNT.plan" ] && read -r _plan < "$DMRS_TAP_COUNT.plan"
+	# the runner checks this mark: the script got here
+	echo "$_tn" > "$DMRS_TAP_COUNT.end"
+	if [ "$_tf" -gt 0 ]; then
+		exit 1
+	elif [ -n "$_plan" ] && [ "$_plan" != "$_tn" ]; then
+		_tap_emit "# Planned tests != run tests ($_plan != $_tn)"
+		exit 1
+	elif [ "$_tn" = 0 ]; then
+		_tap_emit "# no point reported"
+		exit 1
+	elif [ $((_tp + _tx)) = 0 ]; then
+		exit 4
+	fi
 	exit 0
 }
 
@@ -115,9 +203,25 @@ tap_end() {
 _modname() { basename "$1" .ko | tr - _; }
 mod_loaded() { [ -d "/sys/module/$(echo "$1" | tr - _)/sections" ] || grep -q "^$(echo "$1" | tr - _) " /proc/modules 2>/dev/null; }
 
-# load_ko NAME|PATH: insmod a module from /modules (and its dependencies)
+# load_ko NAME|PATH: insmod a module from /modules (and its dependencies);
+# without the guest's index: modprobe NAME, or PATH's dependencies by
+# modprobe and PATH by insmod
 load_ko() {
 	local _path _name _deps _d
+	if [ ! -r "$DMRS_MOD_INDEX" ]; then
+		case "$1" in
+		*/*) _name=$(modinfo -F name "$1" 2>/dev/null | tr - _)
+			mod_loaded "${_name:-$(_modname "$1")}" && return 0
+			for _d in $(modinfo -F depends "$1" 2>/dev/null | tr ',' ' '); do
+				mod_loaded "$_d" || modprobe "$_d" || fail "modprobe $_d failed" || return 1
+			done
+			insmod "$1" || fail "insmod $1 failed" || return 1 ;;
+		*) _name=$(echo "$1" | tr - _)
+			mod_loaded "$_name" || [ -d "/sys/module/$_name" ] && return 0
+			modprobe "$_name" || fail "modprobe $_name failed" || return 1 ;;
+		esac
+		return 0
+	fi
 	case "$1" in
 	*/*) _path=$1; _name=$(awk -v p="$1" '$2 == p {print $1}' "$DMRS_MOD_INDEX")
 		[ -n "$_name" ] || _name=$(_modname "$1") ;;
@@ -147,20 +251,42 @@ unload_mod() {
 }
 # The C dm-mirror; it and ours both register target "mirror" (and dm-log's
 # "core"/"disk" logs), so only one of them can be loaded at a time.
+# have_c: the C dm-mirror can be loaded (the guest carries the tree's
+# modules; elsewhere the running kernel's, found by modinfo)
+have_c() {
+	if [ -r "$DMRS_MOD_INDEX" ]; then
+		[ -e /modules/c/dm-mirror.ko ]
+	else
+		modinfo dm_mirror > /dev/null 2>&1
+	fi
+}
+# skip_without_c: a test that compares ours with C ends here as skipped
+# (exit 4) when the C dm-mirror is missing (outside the QEMU guest)
+skip_without_c() {
+	[ "$DMRS_IMPL" = c ] || have_c && return 0
+	tap_skip "$DMRS_TEST" "no C dm-mirror module to compare with (modinfo dm_mirror)"
+	tap_end
+}
 load_c() {
-	[ -e /modules/c/dm-mirror.ko ] || fail "no C dm-mirror.ko in /modules/c" || return 1
+	have_c || fail "no C dm-mirror module (the guest: /modules/c/dm-mirror.ko; elsewhere: modinfo dm_mirror)" || return 1
 	load_ko dm_mirror
 }
 unload_c() { unload_mod dm_mirror dm_region_hash dm_log; }
 # The module under test: ours by default, the C one with dmrs.impl=c.
-rs_modname() { awk -v p="$DMRS_RS_KO" '$2 == p {print $1}' "$DMRS_MOD_INDEX"; }
+rs_modname() {
+	if [ -r "$DMRS_MOD_INDEX" ]; then
+		awk -v p="$DMRS_RS_KO" '$2 == p {print $1}' "$DMRS_MOD_INDEX"
+	else
+		modinfo -F name "$DMRS_RS_KO" 2>/dev/null | tr - _
+	fi
+}
 load_rs() {
 	if [ "$DMRS_IMPL" = c ]; then
 		load_c
 		return
 	fi
 	mod_loaded dm_mirror && { fail "the C dm_mirror is loaded"; return 1; }
-	[ -e "$DMRS_RS_KO" ] || fail "$DMRS_RS_KO missing (run-guest.sh --module KO)" || return 1
+	[ -e "$DMRS_RS_KO" ] || fail "$DMRS_RS_KO missing (run-guest.sh --module KO; elsewhere DMRS_RS_KO=PATH)" || return 1
 	load_ko "$DMRS_RS_KO"
 }
 unload_rs() {
@@ -192,6 +318,16 @@ version_ge() {
 }
 
 # ------------------------------------------------------------- devices ----
+# need_disks NAME...: /dev/NAME exists for each (the dmraid tests' SATA
+# disks sda and sdb: outside the QEMU guest only if DMRS_DISKS names five
+# disks); else the test ends as skipped
+need_disks() {
+	local _d _miss=
+	for _d in "$@"; do [ -b "/dev/$_d" ] || _miss="$_miss /dev/$_d"; done
+	[ -z "$_miss" ] && return 0
+	tap_skip "$DMRS_TEST" "no$_miss (DMRS_DISKS names 3 disks, not 5)"
+	tap_end
+}
 dev_sectors() { blockdev --getsz "$1"; }
 # majmin DEV: "major:minor" in decimal, as dm prints devices
 majmin() {
@@ -249,6 +385,26 @@ randfile() { dd if=/dev/urandom of="$1" bs=1M count="$2" 2>/dev/null; }
 
 # mirror_status NAME: the status after "start len mirror"
 mirror_status() { dmsetup status "$1" | cut -d' ' -f4-; }
+# health NAME: the mirror's health characters (A/D/R/... per leg)
+health() { mirror_status "$1" | awk '{ n = $1; print $(n + 4) }'; }
+# stats NAME: our "stats" message's line; stat_field NAME KEY: one value
+stats() { dmsetup message "$1" 0 stats; }
+stat_field() { stats "$1" | tr ' ' '\n' | sed -n "s/^$2=//p"; }
+# msg_refused NAME WORDS...: the message is refused (fails if accepted)
+msg_refused() {
+	local n=$1
+	shift
+	if dmsetup message "$n" 0 "$@" > /dev/null 2>&1; then
+		fail "message '$*' accepted"
+	fi
+	return 0
+}
+# set_table DEV TABLE: replace the live table of DEV (load, suspend, resume)
+set_table() {
+	dmsetup load "$1" --table "$2" || fail "load $1: $2" || return 1
+	dmsetup suspend "$1" || fail "suspend $1" || return 1
+	dmsetup resume "$1" || fail "resume $1" || return 1
+}
 # sync_ratio NAME: "<in_sync>/<regions>"
 sync_ratio() {
 	mirror_status "$1" | awk '{ n = $1; print $(n + 2) }'

@@ -7,8 +7,8 @@
 # that the GFP_NOIO fallback really ran; fsck is clean and the legs are
 # identical. DMRS_SEED_MIB (kernel cmdline dmrs.seed_mib) sets the total
 # volume written (default 512).
-. /tests/lib.sh
-. /tests/lib-seed.sh
+. "$(dirname "$0")/lib.sh"
+. "$DMRS_TESTS/lib-seed.sh"
 
 total=${DMRS_SEED_MIB:-512}
 check "load $(impl_name)" load_rs || tap_end
