@@ -23,6 +23,10 @@
 #   /usr/sbin/dmraid       dmraid (NVIDIA fakeRAID sets on the SATA disks)
 #   /usr/sbin/lvm + pvcreate, vgcreate, lvcreate, lvs, ... symlinks, and
 #   /etc/lvm/lvm.conf      for a guest without udev, dmeventd or lvmpolld
+#   /sbin/dmeventd and its lvm2 mirror plugin (libdevmapper-event-lvm2mirror.so
+#                          in the multiarch library directory, as on the host:
+#                          a link into device-mapper/), for tests/22-dmeventd.sh
+#                          (which brings its own lvm.conf, monitoring on)
 #   every library ldd names for those, and the dynamic loader
 #   /modules/c/*.ko        every module the kernel tree built (C dm-mirror,
 #                          dm-log, dm-region-hash, dm-flakey, dm-delay, ...)
@@ -113,7 +117,8 @@ mkdir -p "$stage/etc/lvm"
 cat > "$stage/etc/lvm/lvm.conf" <<'EOF'
 # lvm2 2.03 in the dm-mirror-rs test guest: no udev, no dmeventd, no
 # lvmpolld, no dbus; lvm creates the /dev nodes itself. Only the virtio disks
-# hold PVs (the SATA disks carry dmraid's NVIDIA set).
+# hold PVs (the SATA disks carry dmraid's NVIDIA set). (tests/22-dmeventd.sh
+# runs dmeventd with its own lvm.conf, LVM_SYSTEM_DIR.)
 devices {
 	obtain_device_list_from_udev = 0
 	external_device_info_source = "none"
@@ -141,6 +146,26 @@ backup {
 	archive = 0
 }
 EOF
+# dmeventd (Debian package dmeventd) and the plugin that repairs lvm2
+# mirrors; lvm and the test run it as /sbin/dmeventd (lvm's default
+# dmeventd/executable), and it dlopen()s the plugin by its bare name from
+# the loader's default path, the library directory of libdevmapper
+dmeventd_bin=$(command -v dmeventd || echo /sbin/dmeventd)
+add_bin "$dmeventd_bin" /sbin
+libdir=$(dirname "$(ldd "$dmeventd_bin" | grep -o '/[^ ]*/libdevmapper\.so[^ ]*')")
+plugin=$libdir/libdevmapper-event-lvm2mirror.so
+[ -e "$plugin" ] || die "missing $plugin (run scripts/setup-host.sh: package dmeventd)"
+if link=$(readlink "$plugin"); then
+	# Debian: libdevmapper-event-lvm2mirror.so -> device-mapper/...
+	case "$link" in /*) target=$link ;; *) target=$libdir/$link ;; esac
+	mkdir -p "$stage$(dirname "$target")"
+	cp -L "$plugin" "$stage$target"
+	ln -s "$link" "$stage$plugin"
+else
+	cp "$plugin" "$stage$plugin"
+fi
+copy_libs "$plugin"
+log "dmeventd: $plugin${link:+ -> $link}"
 if [ "$with_fio" = 1 ]; then
 	add_bin "$(command -v fio)" /usr/bin
 	log "fio included"

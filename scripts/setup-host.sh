@@ -13,7 +13,7 @@ PKGS=(
 	clang lld llvm libclang-dev cpio xz-utils zstd kmod rsync
 	qemu-system-x86 busybox-static dmsetup e2fsprogs fio
 	mdadm
-	dmraid lvm2 python3
+	dmraid lvm2 dmeventd python3
 )
 
 missing=()
