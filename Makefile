@@ -6,7 +6,9 @@
 #                        project's cached test kernel, built on demand)
 #   make CLIPPY=1        the same, with clippy on the Rust code
 #   make check           install what is missing, build everything, run host
-#                        and guest tests (what CI runs)
+#                        and guest tests (what CI runs): the full guest suite
+#                        on 6.12, a short run on 7.3 (scripts/check.sh)
+#   make check KERNEL=7.3  the full guest suite on 7.3 instead
 #   make demo            create a mirror in a guest and show what it does, as
 #                        it happens (non-debug kernel, module in build/demo-module/)
 #   make dkms-test       dkms add/build/install/remove of dkms.conf against the
@@ -21,13 +23,16 @@
 #   make bench           benchmark against C dm-mirror, md raid1 and the raw legs
 #                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
 #   make bench-quick     the same, one short repetition (~5-8 min)
+#   make stress [MINUTES=30] [IMPL=c]  tests/stress.sh alone: fio with
+#                        verification on a mirror under suspend/resume, table
+#                        reloads and failslab for MINUTES (make check: 2)
 #   make crash [CYCLES=20] [IMPL=c]  disk-log crash-consistency cycles (guest
 #                        killed with SIGKILL mid-write, CI runs 3)
 #   make fuzz [SEED=n] [COUNT=1000]  the differential table fuzz alone
 #                        (tests/40-tablefuzz.sh, C and ours in one boot; make
 #                        check runs seed 11, 300 cases; no SEED: a random one)
 #   make kernel          build (or reuse) the test kernel
-#   make kernel KERNEL=7.3   the same for Linux 7.3 (opt-in: scripts/setup-k73.sh
+#   make kernel KERNEL=7.3   the same for Linux 7.3 (scripts/setup-k73.sh
 #                        installs its toolchain; cached as linux-7.3-debug)
 #   make KERNEL=7.3      build the module against that tree, with 7.3's
 #                        toolchain (the env file setup-k73.sh writes)
@@ -56,7 +61,7 @@ export LLVM
 KLLVM = $(if $(filter command line,$(origin LLVM)),$(LLVM),$(if $(KENV),$$KERNEL_LLVM,$(LLVM)))
 
 .PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick crash fuzz \
-	teardown-long dkms-test
+	teardown-long dkms-test stress
 
 all: modules
 
@@ -82,7 +87,7 @@ fmt-check:
 	rustfmt --check --edition 2021 --config-path $(KDIR)/.rustfmt.toml dm_mirror_rs.rs
 
 check:
-	scripts/check.sh
+	KERNEL=$(KERNEL) scripts/check.sh
 
 demo:
 	scripts/demo.sh
@@ -105,6 +110,14 @@ IMPL ?= rs
 crash: modules
 	scripts/crash-cycle.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko \
 		--impl $(IMPL) --cycles $(CYCLES)
+
+# MINUTES of fio and table operations in the guest (tests/stress.sh, via
+# the kernel command line); the limits add the set-up and the final resync
+MINUTES ?= 30
+stress: modules
+	scripts/run-guest.sh --kernel $(KDIR) --module $(CURDIR)/dm_mirror_rs.ko --impl $(IMPL) --fio \
+		--tests stress --append dmrs.stress_minutes=$(MINUTES) \
+		--test-timeout $$(( $(MINUTES) * 60 + 900 )) --timeout $$(( $(MINUTES) * 60 + 1500 ))
 
 # CYCLES as given on the command line, else 3000 (crash's default of 20
 # would be a short run here). A cycle took ~9 s of guest time on a loaded

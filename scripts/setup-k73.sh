@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what a Linux 7.3 build of dm-mirror-rs needs, beside (never
-# instead of) what 6.12 uses. Opt-in: nothing in `make check` calls it yet.
+# instead of) what 6.12 uses. `make check` runs it (through build-kernel.sh
+# debug 7.3) for its short run on 7.3; make kernel KERNEL=7.3 as well.
 #
 #   scripts/setup-k73.sh          install what is missing, print the env file
 #
