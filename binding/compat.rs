@@ -174,3 +174,24 @@ pub(crate) unsafe fn dm_io(
         ret
     }
 }
+
+/// A kernel-free value that implements `core::fmt::Display`, for the
+/// kernel's print macros: `pr_err!("{}\n", AsDisplay(&e))`. 6.12's macros
+/// take `core::fmt::Display`; 7.3's take the kernel's own
+/// `kernel::fmt::Display` (implemented for the kernel's and core's types,
+/// not for ours, which stay free of kernel types).
+pub(crate) struct AsDisplay<'a, T: core::fmt::Display>(pub(crate) &'a T);
+
+#[cfg(not(dmrs_kernel_ge_7_3))]
+impl<T: core::fmt::Display> core::fmt::Display for AsDisplay<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self.0, f)
+    }
+}
+
+#[cfg(dmrs_kernel_ge_7_3)]
+impl<T: core::fmt::Display> kernel::fmt::Display for AsDisplay<'_, T> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        core::fmt::Display::fmt(self.0, f)
+    }
+}

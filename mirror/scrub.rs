@@ -33,6 +33,7 @@
 use super::kmirrord::wake;
 use super::{ErrorKind, MirrorSet};
 use crate::binding::bio::ReqOp;
+use crate::binding::compat::AsDisplay;
 use crate::binding::dmio::{IoRegion, SyncMem};
 use crate::binding::gaps::clock::monotonic_ms;
 use crate::binding::gaps::wq::OwnedQueue;
@@ -156,7 +157,7 @@ impl MirrorSet {
         {
             let mut c = this.scrub.lock();
             if let Err(e) = c.pass.start(kind) {
-                pr_err!("{}: {}\n", kind.action().name(), e);
+                pr_err!("{}: {}\n", kind.action().name(), AsDisplay(&e));
                 return Err(EBUSY);
             }
         }
@@ -199,7 +200,7 @@ impl MirrorSet {
                 Ok(())
             }
             Err(e) => {
-                pr_err!("{}\n", e);
+                pr_err!("{}\n", AsDisplay(&e));
                 Err(EINVAL)
             }
         }

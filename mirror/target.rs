@@ -10,6 +10,7 @@ use super::scrub::{ScrubBufs, ScrubCtl};
 use super::{new_region_hash, BioData, Leg, LogArgsOwned, MirrorSet, Queues, RhCore};
 use crate::binding::bio::{BioList, DmBio, Op};
 use crate::binding::bounded_writer::BoundedWriter;
+use crate::binding::compat::AsDisplay;
 use crate::binding::dm::{
     CtrError, DeviceVisitor, EndIoBio, MapResult, StatusType, TargetOps, TargetSetup, VisitStop,
 };
@@ -356,7 +357,7 @@ impl MirrorSet {
         out: &mut BoundedWriter<'_>,
     ) -> Result {
         let m = m.map_err(|e| {
-            pr_err!("{}\n", e);
+            pr_err!("{}\n", AsDisplay(&e));
             EINVAL
         })?;
         match m {
