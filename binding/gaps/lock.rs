@@ -4,15 +4,29 @@
 //!
 //! The `kernel` crate's `SpinLock` uses plain `spin_lock()`. State that bio
 //! completion callbacks touch (they may run in interrupt context) needs
-//! `spin_lock_irqsave()`, which this type provides.
+//! interrupts disabled while the lock is held:
+//!
+//! - 6.12 (no such lock in its crate): a `spinlock_t` of our own, taken with
+//!   `spin_lock_irqsave()`.
+//! - 7.3: the kernel's `SpinLockIrq` (`spin_lock_irq_disable()`: interrupts
+//!   off, the previous state kept in a per-CPU count, so guards may drop in
+//!   any order), behind the same interface.
 
+#[cfg(not(dmrs_kernel_ge_7_3))]
 use crate::binding::raw;
+#[cfg(not(dmrs_kernel_ge_7_3))]
 use core::cell::UnsafeCell;
+#[cfg(not(dmrs_kernel_ge_7_3))]
 use core::marker::PhantomData;
 use core::ops::{Deref, DerefMut};
+#[cfg(dmrs_kernel_ge_7_3)]
+use core::pin::Pin;
 use kernel::prelude::*;
 use kernel::str::CStr;
 use kernel::sync::LockClassKey;
+#[cfg(dmrs_kernel_ge_7_3)]
+use kernel::sync::{SpinLockIrq, SpinLockIrqGuard};
+#[cfg(not(dmrs_kernel_ge_7_3))]
 use kernel::types::Opaque;
 
 /// Creates an [`IrqSpinLock`] initialiser with a lock class of its own.
@@ -33,6 +47,7 @@ pub(crate) use new_irq_spinlock;
 ///
 /// `lock` is an initialised `spinlock_t`; `data` is only accessed while it is
 /// held.
+#[cfg(not(dmrs_kernel_ge_7_3))]
 #[pin_data]
 pub(crate) struct IrqSpinLock<T> {
     #[pin]
@@ -40,13 +55,16 @@ pub(crate) struct IrqSpinLock<T> {
     data: UnsafeCell<T>,
 }
 
+#[cfg(not(dmrs_kernel_ge_7_3))]
 // SAFETY: The lock hands out access to `data` to one holder at a time, so it
 // can be shared between threads whenever `T` can be sent between them.
 unsafe impl<T: Send> Sync for IrqSpinLock<T> {}
+#[cfg(not(dmrs_kernel_ge_7_3))]
 // SAFETY: Moving the lock moves the `T` it owns; the spinlock itself is not
 // tied to a thread.
 unsafe impl<T: Send> Send for IrqSpinLock<T> {}
 
+#[cfg(not(dmrs_kernel_ge_7_3))]
 impl<T> IrqSpinLock<T> {
     /// Returns an initialiser of a lock protecting `data`.
     pub(crate) fn new(
@@ -90,12 +108,14 @@ impl<T> IrqSpinLock<T> {
 ///
 /// The lock is held by this guard and `flags` are the interrupt flags saved
 /// when it was taken.
+#[cfg(not(dmrs_kernel_ge_7_3))]
 pub(crate) struct IrqGuard<'a, T> {
     lock: &'a IrqSpinLock<T>,
     flags: kernel::ffi::c_ulong,
     _not_send: PhantomData<*mut ()>,
 }
 
+#[cfg(not(dmrs_kernel_ge_7_3))]
 impl<T> Deref for IrqGuard<'_, T> {
     type Target = T;
 
@@ -106,6 +126,7 @@ impl<T> Deref for IrqGuard<'_, T> {
     }
 }
 
+#[cfg(not(dmrs_kernel_ge_7_3))]
 impl<T> DerefMut for IrqGuard<'_, T> {
     fn deref_mut(&mut self) -> &mut T {
         // SAFETY: The lock is held (type invariant), so no one else accesses
@@ -114,9 +135,74 @@ impl<T> DerefMut for IrqGuard<'_, T> {
     }
 }
 
+#[cfg(not(dmrs_kernel_ge_7_3))]
 impl<T> Drop for IrqGuard<'_, T> {
     fn drop(&mut self) {
         // SAFETY: The lock is held with these saved flags (type invariant).
         unsafe { raw::dmrs_spin_unlock_irqrestore(self.lock.lock.get(), self.flags) };
+    }
+}
+
+/// The data of a 7.3 [`IrqSpinLock`]. Nothing projects a pin onto it (only
+/// `&T` and `&mut T` are handed out), so it is `Unpin` whatever `T` is, and
+/// the kernel's guard gives `&mut` access to it as ours does on 6.12.
+#[cfg(dmrs_kernel_ge_7_3)]
+struct Unpinned<T> {
+    data: T,
+}
+
+#[cfg(dmrs_kernel_ge_7_3)]
+impl<T> Unpin for Unpinned<T> {}
+
+/// A spinlock taken with interrupts disabled, protecting a `T`: the kernel's
+/// `SpinLockIrq`.
+#[cfg(dmrs_kernel_ge_7_3)]
+#[pin_data]
+pub(crate) struct IrqSpinLock<T> {
+    #[pin]
+    inner: SpinLockIrq<Unpinned<T>>,
+}
+
+#[cfg(dmrs_kernel_ge_7_3)]
+impl<T> IrqSpinLock<T> {
+    /// Returns an initialiser of a lock protecting `data`.
+    pub(crate) fn new(
+        data: T,
+        name: &'static CStr,
+        key: &'static LockClassKey,
+    ) -> impl PinInit<Self> {
+        pin_init!(Self {
+            inner <- SpinLockIrq::new(Unpinned { data }, name, Pin::static_ref(key)),
+        })
+    }
+
+    /// Takes the lock, disabling interrupts on this CPU until the guard drops
+    /// (and every other guard that disabled them on this CPU has dropped).
+    pub(crate) fn lock(&self) -> IrqGuard<'_, T> {
+        IrqGuard {
+            guard: self.inner.lock(),
+        }
+    }
+}
+
+/// Access to the data of a held [`IrqSpinLock`].
+#[cfg(dmrs_kernel_ge_7_3)]
+pub(crate) struct IrqGuard<'a, T> {
+    guard: SpinLockIrqGuard<'a, Unpinned<T>>,
+}
+
+#[cfg(dmrs_kernel_ge_7_3)]
+impl<T> Deref for IrqGuard<'_, T> {
+    type Target = T;
+
+    fn deref(&self) -> &T {
+        &self.guard.data
+    }
+}
+
+#[cfg(dmrs_kernel_ge_7_3)]
+impl<T> DerefMut for IrqGuard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        &mut self.guard.data
     }
 }
