@@ -150,27 +150,32 @@ lane2_step() { # LOG NAME TITLE CMD...: one step of lane 2
 }
 lane2() {
 	if [ -n "$okdir" ]; then
+		# what issue #13 asks of the second kernel, no more: CI's 90
+		# minutes hold the full suite on 6.12 and this (measured on the
+		# 2-core host, 7.3 guest beside the 6.12 suite: 01 41 s, 04 363 s,
+		# 05 210 s, 06 282 s, 30 304 s; 02 165 s and 31 ~300 s more are
+		# in make check KERNEL=7.3)
 		lane2_step guest-$other "Linux $other: short suite" \
-			"Linux $other: load/unload, table round trips and bad tables against its C target, resync, the disk log (tests 01 02 04 05 06 30 31)" \
+			"Linux $other: load/unload, table round trips and bad tables against its C target, resync, the disk log (tests 01 04 05 06 30)" \
 			"$here/run-guest.sh" --kernel "$okdir" --module "$oko" \
-			--tests 01-module,02-create,04-table,05-badtables,06-resync,30-disklog,31-disklog-compat \
+			--tests 01-module,04-table,05-badtables,06-resync,30-disklog \
 			--test-timeout 1200 --timeout 2400
 		lane2_step seed-$other "Linux $other: seed reproducer (192 MiB guest)" \
-			"Linux $other: the seed's reproducer, ext4 fill in a 192 MiB guest under failslab (256 MiB written)" \
+			"Linux $other: the seed's reproducer, ext4 fill in a 192 MiB guest under failslab (128 MiB written)" \
 			"$here/run-guest.sh" --kernel "$okdir" --module "$oko" --mem 192M \
-			--tests seed --append dmrs.seed_mib=256 --test-timeout 1200 --timeout 1500
+			--tests seed --append dmrs.seed_mib=128 --test-timeout 1200 --timeout 1500
 	fi
 	# dkms.conf as a user runs it (host side, private DKMS trees; against
 	# the 6.12 tree only)
 	[ "$kver" != 6.12 ] || lane2_step dkms "DKMS add, build, install, remove" \
 		"DKMS: dkms add/build/install/remove of dkms.conf against the 6.12 debug tree (scripts/dkms-test.sh)" \
 		"$here/dkms-test.sh"
-	# 150 tables (make fuzz COUNT=N for more): the room the short run on
+	# 100 tables (make fuzz COUNT=N for more): the room the short run on
 	# the second kernel needed came from here
-	lane2_step tablefuzz "table fuzz (C and ours, 150 tables)" \
-		"the differential table fuzz: 150 tables of seed 11, C then ours in one boot (tests/40-tablefuzz.sh)" \
+	lane2_step tablefuzz "table fuzz (C and ours, 100 tables)" \
+		"the differential table fuzz: 100 tables of seed 11, C then ours in one boot (tests/40-tablefuzz.sh)" \
 		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
-		--tests 40-tablefuzz --fuzz-seed 11 --fuzz-count 150 --test-timeout 1800 --timeout 2100
+		--tests 40-tablefuzz --fuzz-seed 11 --fuzz-count 100 --test-timeout 1800 --timeout 2100
 	# The teardown races of issue #11 open in a window of a few instructions
 	# of an I/O completion; a host that stops a vCPU there for milliseconds
 	# opens it (scripts/vcpu-stall.py). Without the stalls the old code
