@@ -57,7 +57,7 @@ one() { # PART FEATURES
 	check "$LF_I: $p: leg 1 behind a 500 ms delay" lf_set lf_l1 "0 $LF_L delay /dev/vdb 0 500" || return 1
 	check "$LF_I: $p: create" mkmirror $M "$T$2" || return 1
 	check "$LF_I: $p: 8 regions in sync" wait_ratio $M 8 240
-	lf_obs $p.mid_resync_health "$(lf_health $M)"
+	lf_obs $p.mid_resync_health "$(health $M)"
 	ev0=$(lf_events $M)
 	check "$LF_I: $p: leg 1 now fails all I/O" lf_error lf_l1
 	lf_obs $p.event "$(lf_wait_event $M "$ev0")"
@@ -71,7 +71,7 @@ run() {
 	# --- A: handle_errors -------------------------------------------------
 	one A " 1 handle_errors" || return
 	lf_obs A.count "$(stops_short $M)"
-	lf_obs A.health "$(lf_health $M)"
+	lf_obs A.health "$(health $M)"
 	lf_obs A.reads "$(lf_yesno reads_as /tmp/lf-seed /dev/mapper/$M 0)"
 	lf_expect "A: table event on the failed copy" A.event yes
 	lf_expect "A: in-sync count stops short of 128/128" A.count short
@@ -91,7 +91,7 @@ run() {
 		# Ours on purpose differs here (issue #5): a failed copy never
 		# makes its region in sync, with or without handle_errors.
 		lf_obs B.count "$(stops_short $M)"
-		lf_obs B.health "$(lf_health $M)"
+		lf_obs B.health "$(health $M)"
 		lf_want "B: no event (no handle_errors, never in sync)" B.event no
 		lf_want "B: in-sync count stops short: failed copies not claimed in sync" B.count short
 		lf_want "B: status AS" B.health AS
