@@ -228,9 +228,9 @@ if [ $# = 0 ]; then
 fi
 
 step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
-# Measured: CI ran the suite (then 01-43 without 22) and lane 2 in 4009 s
-# in all; on a slower 2-core host the suite alone took ~1.45 times as
-# long. The limit leaves room for a slower machine, and a hang still ends
+# Measured: CI ran the suite (the same tests) and lane 2 in 4009 s in all
+# (stop 19); on this stop's 2-core host, beside lane 2, tests 01-14 alone
+# took ~4400 s of guest time (the suite would take ~95 min there). The limit leaves room for a slower machine, and a hang still ends
 # the run (the steps before the lanes take ~4 min) inside CI's 90 minutes.
 # DMRS_SUITE_TIMEOUT=SECS overrides the whole suite's limit.
 logged guest "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
