@@ -60,7 +60,7 @@ export LLVM
 # from its env file, else 1 (Debian's clang for 6.12).
 KLLVM = $(if $(filter command line,$(origin LLVM)),$(LLVM),$(if $(KENV),$$KERNEL_LLVM,$(LLVM)))
 
-.PHONY: all modules modules_install clean check demo host-test kernel fmt-check seed-long bench bench-quick crash fuzz \
+.PHONY: all modules modules_install clean check check-full demo host-test kernel fmt-check seed-long bench bench-quick crash fuzz \
 	teardown-long dkms-test stress
 
 all: modules
@@ -88,6 +88,10 @@ fmt-check:
 
 check:
 	KERNEL=$(KERNEL) scripts/check.sh
+
+# every test (scripts/check.sh: DMRS_CHECK=full), ~2.5 hours on 2 cores
+check-full:
+	DMRS_CHECK=full KERNEL=$(KERNEL) scripts/check.sh
 
 demo:
 	scripts/demo.sh

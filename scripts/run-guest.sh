@@ -8,7 +8,7 @@
 #                        [--kill-on PATTERN [--kill-after SECS]]
 #                        [--nvidia sync|nosync|none] [--sata-size SIZE]
 #                        [--fuzz-seed N] [--fuzz-count N]
-#                        [--stall-vcpu STALL_MS:RUN_MS] [--live]
+#                        [--stall-vcpu STALL_MS:RUN_MS] [--live] [--smp N]
 #
 #   --kernel TREE   kernel build tree (default ~/.cache/dm-mirror-rs/linux-debug)
 #   --module KO     our module, copied to /modules/ (default: none)
@@ -42,6 +42,12 @@
 #                   guest now and then, so that races whose window is a
 #                   few instructions of non-preemptible kernel code open
 #                   often (tests/41-teardown.sh's stalled run)
+#   --smp N         the guest's vCPUs (default 2, or $DMRS_SMP). Under TCG a
+#                   guest of 2 vCPUs keeps ~1.3 host cores busy; two such
+#                   guests on a 2-core host wait for each other's vCPU
+#                   threads (a guest spinlock's holder descheduled), so
+#                   make check's lanes run 1-vCPU guests where a test does
+#                   not need two (scripts/check.sh)
 #   --live          while QEMU runs, print each KTAP line to stdout as the
 #                   guest writes it (not all of them at the end), and the
 #                   console's "dmrs-init:" lines (boot done, each test's
@@ -76,6 +82,7 @@ sata_size=128M
 fuzz=()
 stall=
 live=
+smp=${DMRS_SMP:-2}
 
 die() { echo "run-guest: $*" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -98,6 +105,7 @@ while [ $# -gt 0 ]; do
 	--fuzz-seed|--fuzz-count) fuzz+=("$1" "$2"); shift 2 ;;
 	--stall-vcpu) stall=$2; shift 2 ;;
 	--live) live=1; shift ;;
+	--smp) smp=$2; shift 2 ;;
 	-h|--help) sed -n '2,/^set /{/^#/p}' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
@@ -105,6 +113,8 @@ done
 case "$impl" in rs|c) ;; *) die "--impl must be rs or c" ;; esac
 case "$nvidia" in sync|nosync|none) ;; *) die "--nvidia must be sync, nosync or none" ;; esac
 case "$stall" in '' | [0-9]*:[0-9]*) ;; *) die "--stall-vcpu wants STALL_MS:RUN_MS" ;; esac
+case "$smp" in [1-4]) ;; *) die "--smp wants 1 to 4" ;; esac
+[ -z "$stall" ] || [ "$smp" -ge 2 ] || die "--stall-vcpu stalls vCPU 1: it needs --smp 2 or more"
 bzimage=$kernel/arch/x86/boot/bzImage
 [ -f "$bzimage" ] || die "no $bzimage (scripts/build-kernel.sh debug)"
 [ -f "$kernel/.dmrs-stamp" ] || echo "run-guest: warning: $kernel has no .dmrs-stamp (build unfinished?)" >&2
@@ -159,7 +169,7 @@ cmdline="console=ttyS0 panic=-1 printk.devkmsg=on watchdog_thresh=60 dmrs.tests=
 # KASAN+kmemleak+lockdep kernel under TCG cannot finish within ACPI's 30 s
 # loop limit (soft lockups, then "can't derive routing for PCI INT A").
 # debug-threads=on names QEMU's threads ("CPU 1/TCG"), for --stall-vcpu.
-qemu=(qemu-system-x86_64 -name dmrs,debug-threads=on -machine q35 -accel tcg -smp 2 -m "$mem"
+qemu=(qemu-system-x86_64 -name dmrs,debug-threads=on -machine q35 -accel tcg -smp "$smp" -m "$mem"
 	-nodefaults -nographic -monitor none -no-reboot
 	-kernel "$bzimage" -initrd "$work/initramfs.cpio.gz" -append "$cmdline"
 	-serial "file:$console" -serial "file:$taplog"
