@@ -65,10 +65,10 @@ result() { # name status [log]
 		failed=$((failed + 1)); echo "check: FAILED - $1"
 		why+="check: FAILED - $1"$'\n'
 		# failed KTAP points at any level (a test's own points are
-		# indented), run-guest.sh's FAIL lines, build errors (not the
+		# indented), run-guest.sh's FAIL and splat lines, build errors (not the
 		# "error:0" of a KTAP "# Totals:" line)
-		[ -n "${3:-}" ] && why+=$(grep -aE '^ *not ok|: FAIL|FAILED|error(\[|:)|panicked' \
-			"$logdir/$3.log" | grep -v '# Totals:' | awk '!seen[$0]++' | head -n 15 | sed 's/^/  /')$'\n'
+		[ -n "${3:-}" ] && why+=$(grep -aE '^ *not ok|: FAIL|FAILED|error(\[|:)|panicked|^run-guest: splat' \
+			"$logdir/$3.log" | grep -v '# Totals:' | awk '!seen[$0]++' | head -n 25 | sed 's/^/  /')$'\n'
 	fi
 }
 summary() {

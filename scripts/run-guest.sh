@@ -309,7 +309,7 @@ splats+='|trap invalid opcode|invalid opcode:|Bad page state|BUG kmalloc|Object 
 tr -d '\r' < "$console" > "$console.clean" && mv "$console.clean" "$console"
 if bad=$(grep -En "$splats" "$console"); then
 	problem "kernel splats in the console log:"
-	echo "$bad" | head -n 60 >&2
+	echo "$bad" | head -n 60 | sed 's/^/run-guest: splat: /' >&2
 fi
 [ -n "$kill_on" ] || grep -q 'dmrs-init: all done' "$console" || problem "the guest init did not finish"
 
