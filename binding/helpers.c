@@ -8,6 +8,7 @@
 #include <linux/fault-inject.h>
 #include <linux/ioprio.h>
 #include <linux/ratelimit.h>
+#include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/version.h>
 #include <linux/wait_bit.h>
@@ -116,6 +117,12 @@ static DEFINE_RATELIMIT_STATE(dmrs_io_error_rs, DEFAULT_RATELIMIT_INTERVAL,
 bool dmrs_io_error_ratelimit(void)
 {
 	return __ratelimit(&dmrs_io_error_rs);
+}
+
+/* cond_resched() is a macro; the might_resched check stays in it. */
+void dmrs_cond_resched(void)
+{
+	cond_resched();
 }
 
 void dmrs_fault_attr_init(struct fault_attr *attr)

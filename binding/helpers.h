@@ -38,6 +38,7 @@ void dmrs_spin_lock_init(spinlock_t *lock, const char *name,
 unsigned long dmrs_spin_lock_irqsave(spinlock_t *lock);
 void dmrs_spin_unlock_irqrestore(spinlock_t *lock, unsigned long flags);
 bool dmrs_io_error_ratelimit(void);
+void dmrs_cond_resched(void);
 struct fault_attr;
 struct dentry;
 void dmrs_fault_attr_init(struct fault_attr *attr);

@@ -7,6 +7,7 @@
 
 use super::MirrorSet;
 use crate::binding::bio::{BioList, DmBio, Status};
+use crate::binding::gaps::cond_resched;
 use core::sync::atomic::Ordering;
 
 /// Writes that failed on some leg, or that were not issued because the log
@@ -15,6 +16,7 @@ pub(super) fn do_failures(ms: &MirrorSet, mut failures: BioList<MirrorSet>) {
     let handle = ms.features.handle_errors;
     let keep_log = ms.features.keep_log;
     while let Some(bio) = failures.pop() {
+        cond_resched();
         let log_failed = ms.log_failure.load(Ordering::Relaxed);
         if !log_failed {
             // The legs may differ where the write went: out of sync. (With

@@ -18,6 +18,7 @@ use super::kmirrord;
 use super::{ErrorKind, MirrorSet};
 use crate::binding::bio::{BioList, DmBio, Status};
 use crate::binding::dm::EndIoBio;
+use crate::binding::gaps::cond_resched;
 use crate::binding::target::TargetBorrow;
 use crate::read_policy::{self, LegLoad, ReadPolicy};
 use crate::MAX_LEGS;
@@ -142,6 +143,7 @@ impl MirrorSet {
 /// fails them if none is left.
 pub(super) fn do_reads(ms: &MirrorSet, mut reads: BioList<MirrorSet>) {
     while let Some(mut bio) = reads.pop() {
+        cond_resched();
         match ms.choose_read_leg(&bio) {
             Some(leg) if ms.remap_read(&mut bio, leg) => bio.submit_remapped(),
             _ => bio.endio(Status::IOERR),

@@ -10,7 +10,7 @@ use super::kmirrord;
 use super::{ErrorKind, MirrorSet};
 use crate::binding::bio::{BioList, DmBio, Op, ReqOp, Status};
 use crate::binding::dmio::{IoDone, IoRegion};
-use crate::binding::gaps::io_error_ratelimit;
+use crate::binding::gaps::{cond_resched, io_error_ratelimit};
 use crate::binding::target::TargetBorrow;
 use crate::region_state::WriteRoute;
 use crate::MAX_LEGS;
@@ -25,6 +25,9 @@ pub(super) fn do_writes(
     let mut all = BioList::new();
     let mut default_only = BioList::new();
     while let Some(mut bio) = writes.pop() {
+        // A pass may take thousands of bios (buffered writeback comes a
+        // page at a time); other tasks get the CPU between them.
+        cond_resched();
         if bio.op() == Op::Discard || bio.sectors() == 0 {
             // Flushes and discards touch no region's data state.
             all.push(bio);
@@ -70,6 +73,7 @@ pub(super) fn do_writes(
         failures.append(&mut all);
     }
     while let Some(bio) = all.pop() {
+        cond_resched();
         write_all_legs(ms, bio);
     }
     if handle && !ms.features.keep_log && ms.leg_failure.load(Ordering::Relaxed) {
@@ -78,6 +82,7 @@ pub(super) fn do_writes(
         failures.append(&mut default_only);
     }
     while let Some(mut bio) = default_only.pop() {
+        cond_resched();
         let Some(leg) = ms.default_leg() else {
             fail_write(bio, "the mirror has no leg");
             continue;

@@ -14,6 +14,7 @@
 //! | `gfp::Gfp` | `GFP_NOIO`, `__GFP_NOFAIL`, `__GFP_NOWARN` (the crate's `Flags` cannot be built outside it) | ours on 7.3 too: 7.3's `kernel::alloc::flags` still has no `GFP_NOIO` and no `__GFP_NOFAIL`, and `Flags` still cannot be built from raw bits |
 //! | `kmem::KmBox`, `kmem::KmallocPool`, `kmem::PoolBox` | boxes allocated with explicit GFP flags; the C mempool | ours on 7.3 too: no mempool abstraction in 7.3, and `KBox` cannot allocate with `GFP_NOIO` (no such `Flags`) |
 //! | `lock::IrqSpinLock` | interrupts disabled while held, for state shared with bio completions | 7.3: `kernel::sync::SpinLockIrq` (`spin_lock_irq_disable()`), its data wrapped to be `Unpin` so the guard gives `&mut T` as ours does; 6.12: `spin_lock_irqsave()` |
+//! | `cond_resched` | lets other tasks run between the items of a long loop in process context, which a kernel without preemption (`PREEMPT_NONE`) needs | ours on 7.3 too: 7.3's crate has no `cond_resched` (`cond_resched()` is a macro, hence the C helper) |
 //! | `io_error_ratelimit` | `pr_err_ratelimited` | ours on 7.3 too: 7.3's crate has no rate limiting at all (no `pr_*_ratelimited!`, only `pr_*_once!`), and a print macro would not give the one shared state and the `bool` the callers use |
 //! | `wq::OwnedQueue` | a workqueue of the module's own (`WQ_MEM_RECLAIM`) | ours on 7.3 too: 7.3's `kernel::workqueue` has no owned queue (only `Queue::from_raw` and the system queues), so nothing allocates, flushes or destroys one |
 
@@ -29,4 +30,18 @@ pub(crate) mod wq;
 pub(crate) fn io_error_ratelimit() -> bool {
     // SAFETY: No precondition; the helper takes a spinlock of its own.
     unsafe { crate::binding::raw::dmrs_io_error_ratelimit() }
+}
+
+/// Gives the CPU to another task if one is due to run (`cond_resched()`).
+///
+/// For long loops in process context: without kernel preemption
+/// (`PREEMPT_NONE`) nothing else runs on this CPU, not even RCU's
+/// grace-period thread, until the running task sleeps or calls this. It may
+/// sleep, so it must not be called in atomic context, where the kernel's
+/// `might_resched` check reports it (as for any sleeping call).
+pub(crate) fn cond_resched() {
+    // SAFETY: No precondition. As with the kernel crate's own sleeping
+    // calls (`Mutex::lock`, `CondVar::wait`), a call in atomic context is a
+    // bug that the kernel's `might_resched` check reports at run time.
+    unsafe { crate::binding::raw::dmrs_cond_resched() }
 }
