@@ -12,7 +12,7 @@ PKGS=(
 	linux-source-6.12 build-essential flex bison bc libelf-dev libssl-dev
 	clang lld llvm libclang-dev cpio xz-utils zstd kmod rsync
 	qemu-system-x86 busybox-static dmsetup e2fsprogs fio
-	mdadm
+	mdadm pkg-config
 	dmraid lvm2 dmeventd python3
 )
 
@@ -39,4 +39,6 @@ if ! command -v bindgen >/dev/null || ! bindgen --version 2>/dev/null | grep -q 
 	log "installing bindgen-cli $BINDGEN_VER (takes a few minutes)"
 	cargo install --quiet bindgen-cli --version "$BINDGEN_VER" --locked
 fi
+# the guest's dmsetup: a static build of the host's version (cached)
+"$(dirname "$0")/build-dmsetup-static.sh" >/dev/null
 log "host ready"
