@@ -103,7 +103,7 @@ add_bin() { # SRC DESTDIR [ALIAS...]
 	for alias in "$@"; do ln -sf "$name" "$stage$dir/$alias"; done
 }
 # dmsetup: a static build of the host's version (scripts/build-dmsetup-static.sh:
-# one call costs ~1/7 of the dynamic one in the debug guest), else the host's.
+# a call costs 1/4 to 1/7 of the dynamic one in the debug guest), else the host's.
 dmsetup_bin=${DMRS_DMSETUP:-}
 if [ -z "$dmsetup_bin" ]; then
 	dmsetup_bin=$("$repo/scripts/build-dmsetup-static.sh") || {
