@@ -10,14 +10,14 @@
 # Two sizes (DMRS_CHECK):
 #   ci   (make check, what CI runs): what fits CI's 90 minutes on a slow
 #        2-core machine. Lane 1: the 6.12 guest suite without the tests
-#        lane 2 runs on 7.3 and without 20 and 21 (below), then
-#        dmeventd's repair. Lane 2: the short 7.3 suite (01 04 05 06 30),
-#        the seed reproducer on 7.3, DKMS, 60 fuzzed tables, 60 stalled
-#        teardown cycles and 1 minute of stress.
+#        lane 2 runs on 7.3 and without 20, 21 and 31 (below). Lane 2: the
+#        short 7.3 suite (01 04 05 06 30), the seed reproducer on 7.3,
+#        DKMS, 60 fuzzed tables, 60 stalled teardown cycles, 1 minute of
+#        stress and dmeventd's repair.
 #   full (make check-full, ~2.5 hours here): every numbered test on the
 #        kernel of the run, and in lane 2 everything ci has plus the seed
 #        reproducer on it, 3 crash cycles, the dmraid reproducer, 100
-#        tables, 200 teardown cycles and dmeventd's repair.
+#        tables and 200 teardown cycles.
 #
 # Kernels (issue #13): KERNEL=6.12 (the default) or 7.3 picks the kernel of
 # the run (make check KERNEL=7.3 runs full). With 6.12 the other supported
@@ -168,20 +168,6 @@ lane2_step() { # LOG NAME TITLE CMD...: one step of lane 2
 	cat "$logdir/$log.log"
 	printf '%s\t%s\t%s\t%s\n' "$rc" "$((SECONDS - t0))" "$log" "$name" >> "$lane2_results"
 }
-dmeventd_step() { # RUNNER: LVM's automatic repair (tests/22-dmeventd.sh),
-	# in its own boot: after the suite in lane 1 (ci), or in lane 2 (full)
-	"$1" dmeventd "dmeventd repairs an LVM mirror (ours, then C)" \
-		"dmeventd's lvconvert --repair of an LVM mirror whose leg dies under writes, policies allocate and remove, ours then C (tests/22-dmeventd.sh)" \
-		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
-		--tests 22-dmeventd --test-timeout 1500 --timeout 1800
-}
-lane1_step() { # LOG NAME TITLE CMD...: a guest of lane 1 after the suite
-	local log=$1 name=$2
-	step "$3"
-	shift 3
-	logged "$log" "$@"
-	result "$name" $? "$log"
-}
 lane2() {
 	if [ -n "$okdir" ]; then
 		# what issue #13 asks of the second kernel (measured on the
@@ -237,7 +223,11 @@ lane2() {
 	lane2_step stress "stress, 1 minute (fio)" "stress: fio with verification, suspend/resume, reloads and log switches under failslab, 1 minute (tests/stress.sh)" \
 		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" --fio \
 		--tests stress --append dmrs.stress_minutes=1 --test-timeout 960 --timeout 1440
-	[ "$size" = ci ] || dmeventd_step lane2_step
+	# LVM's automatic repair (tests/22-dmeventd.sh), in its own boot
+	lane2_step dmeventd "dmeventd repairs an LVM mirror (ours, then C)" \
+		"dmeventd's lvconvert --repair of an LVM mirror whose leg dies under writes, policies allocate and remove, ours then C (tests/22-dmeventd.sh)" \
+		"$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
+		--tests 22-dmeventd --test-timeout 1500 --timeout 1800
 }
 lane2_pid=
 suite=()
@@ -246,17 +236,18 @@ if [ $# = 0 ]; then
 	# and the dmeventd test, which run in boots of their own; ci leaves out
 	# as well what lane 2 runs on the other kernel and, for time (CI has 90
 	# minutes), 20 (dmraid) and 21 (LVM), ~900 s each on a slow machine
-	# with 1 vCPU: make check-full has them
+	# with 1 vCPU, and 31 (disk-log compatibility, 619 s; 30 runs on 7.3):
+	# make check-full has them
 	skip='4[01]|22'
 	if [ "$size" = ci ]; then
-		skip+='|2[01]'
+		skip+='|2[01]|31'
 		[ -z "$okdir" ] || skip+="|$(echo "$short" | sed 's/-[^,]*//g; s/,/|/g')"
 	fi
 	suite=(--tests "$(cd "$top/tests" && ls [0-9]*.sh | sed 's/\.sh$//' | grep -Ev "^($skip)-" | paste -sd, -)")
 	: > "$lane2_results"
 	lane2 > "$logdir/lane2.log" 2>&1 &
 	lane2_pid=$!
-	extra=") runs beside the guest suite, dmeventd's repair after it;"
+	extra=", dmeventd) runs beside the guest suite;"
 	[ "$size" = ci ] || extra=", seed reproducer, crash cycles, dmraid reproducer, dmeventd) runs beside the guest suite;"
 	echo "check: $size; lane 2 (${okdir:+Linux $other short suite and seed reproducer, }DKMS, table fuzz, stalled teardown cycles, stress$extra"
 	echo "check: its output follows the suite's (live in $logdir/lane2.log)"
@@ -271,7 +262,6 @@ step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
 logged guest "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
 	--timeout "${DMRS_SUITE_TIMEOUT:-$suite_limit}" --test-timeout 1800 "${suite[@]}" "$@"
 result "guest tests" $? guest
-[ $# != 0 ] || [ "$size" != ci ] || dmeventd_step lane1_step
 
 if [ -n "$lane2_pid" ]; then
 	step "lane 2: waiting for it, then its output"
@@ -282,8 +272,8 @@ if [ -n "$lane2_pid" ]; then
 		times+=$(printf '  %5ss  %s (lane 2)' "$secs" "$name")$'\n'
 		result "$name" "$rc" "$log"
 	done < "$lane2_results"
-	lane2_steps=3
-	[ "$size" = ci ] || lane2_steps=$((lane2_steps + 4))
+	lane2_steps=4
+	[ "$size" = ci ] || lane2_steps=$((lane2_steps + 3))
 	[ "$kver" != 6.12 ] || lane2_steps=$((lane2_steps + 1))
 	[ -z "$okdir" ] || lane2_steps=$((lane2_steps + 2))
 	[ "$(wc -l < "$lane2_results")" = "$lane2_steps" ] || result "lane 2 ran all its steps" 1

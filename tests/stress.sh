@@ -4,6 +4,11 @@
 # dmrs.stress_minutes; default 2), five jobs at once on their own 16 MiB
 # areas, all O_DIRECT but one:
 #   seqw   sequential 128 KiB writes, verified (crc32c, verify_backlog)
+#          (each verified job reads back after 1 MiB, randw after 128 KiB:
+#          a job of a 1-minute run in the 1-vCPU debug guest writes 1-15
+#          MiB, and fio verifies nothing of a time-based job but its
+#          backlog; backlogs of up to 8 MiB once left seqw at 52 of the 64
+#          writes it needed)
 #   randw  random 4 KiB writes at queue depth 16, verified
 #   mixed  random 16 KiB reads and writes, 70/30 (not verified: load)
 #   bufw   buffered sequential 64 KiB writes with fsync, verified (page
@@ -74,14 +79,14 @@ bs=128k
 iodepth=4
 offset=0
 size=16m
-verify_backlog=64
+verify_backlog=8
 [randw]
 rw=randwrite
 bs=4k
 iodepth=16
 offset=16m
 size=16m
-verify_backlog=256
+verify_backlog=32
 [mixed]
 rw=randrw
 rwmixread=70
@@ -97,7 +102,7 @@ bs=64k
 offset=48m
 size=16m
 fsync=64
-verify_backlog=128
+verify_backlog=16
 [seqr]
 rw=read
 bs=1m
