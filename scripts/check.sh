@@ -247,9 +247,9 @@ if [ $# = 0 ]; then
 	: > "$lane2_results"
 	lane2 > "$logdir/lane2.log" 2>&1 &
 	lane2_pid=$!
-	extra=", dmeventd) runs beside the guest suite;"
-	[ "$size" = ci ] || extra=", seed reproducer, crash cycles, dmraid reproducer, dmeventd) runs beside the guest suite;"
-	echo "check: $size; lane 2 (${okdir:+Linux $other short suite and seed reproducer, }DKMS, table fuzz, stalled teardown cycles, stress$extra"
+	extra=
+	[ "$size" = ci ] || extra="seed reproducer, crash cycles, dmraid reproducer, "
+	echo "check: $size; lane 2 (${okdir:+Linux $other short suite and seed reproducer, }DKMS, table fuzz, stalled teardown cycles, ${extra}stress, dmeventd) runs beside the guest suite;"
 	echo "check: its output follows the suite's (live in $logdir/lane2.log)"
 fi
 
