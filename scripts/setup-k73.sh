@@ -31,6 +31,8 @@ KSRC_VER=7.3.4-1~bpo13+1
 KSRC_SUITE="deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie-backports main"
 
 log() { printf '[setup-k73] %s\n' "$*" >&2; }
+# set -e ends the script at the first failing command; say which one.
+trap 'log "failed (exit $?) at line $LINENO: $BASH_COMMAND"' ERR
 mkdir -p "$cache"
 
 # --- LLVM from PyPI wheels ------------------------------------------------
