@@ -79,7 +79,10 @@ for t in clang clang++ ld.lld llvm-ar llvm-link llvm-nm llvm-objcopy llvm-objdum
 done
 
 env="$cache/k73.env"
-cat > "$env.tmp" <<EOF
+# written to a file of its own, then renamed: two runs at once (two
+# clones' checks) must not take each other's temporary file
+envtmp=$(mktemp "$env.XXXXXX")
+cat > "$envtmp" <<EOF
 # Written by scripts/setup-k73.sh: the toolchain of a Linux 7.3 build.
 KERNEL_LLVM=$llvm/bin/
 export PATH="$cache/bindgen-$BINDGEN_VER/bin:\$HOME/.cargo/bin:\$PATH"
@@ -87,7 +90,8 @@ export LD_LIBRARY_PATH="$llvm/lib:$llvmlib\${LD_LIBRARY_PATH:+:\$LD_LIBRARY_PATH
 export LIBCLANG_PATH="$llvm/lib"
 KSRC_TARBALL=$cache/src/$KSRC_PKG.tar.xz
 EOF
-mv "$env.tmp" "$env"
+chmod 644 "$envtmp"
+mv "$envtmp" "$env"
 # shellcheck disable=SC1090
 . "$env"
 if ! out=$("$llvm/bin/clang" --version 2>&1) || ! echo "$out" | grep -q "clang version $LLVM_MAJOR\."; then
