@@ -74,8 +74,15 @@ binding::compat::module_one_author! {
     license: "GPL",
 }
 
-/// Version reported to userspace; lvm2 and dmraid want at least 1.14.0.
-pub(crate) const VERSION: [u32; 3] = [1, 14, 0];
+/// Version reported to userspace, that of the C target of the same kernel:
+/// 1.15.0 where device-mapper sends atomic writes to targets (7.3), which
+/// the mirror takes ([`MirrorSet`]'s `ATOMIC_WRITES`), else 1.14.0 (6.12).
+/// lvm2 and dmraid want at least 1.14.0.
+pub(crate) const VERSION: [u32; 3] = if binding::dm::ATOMIC_WRITES {
+    [1, 15, 0]
+} else {
+    [1, 14, 0]
+};
 
 struct DmMirrorModule {
     _reg: Registration<MirrorSet>,

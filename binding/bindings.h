@@ -34,10 +34,16 @@ const blk_opf_t DMRS_CONST_REQ_PREFLUSH = REQ_PREFLUSH;
 const blk_opf_t DMRS_CONST_REQ_FUA = REQ_FUA;
 const blk_opf_t DMRS_CONST_REQ_RAHEAD = REQ_RAHEAD;
 const blk_opf_t DMRS_CONST_REQ_SYNC = REQ_SYNC;
+const blk_opf_t DMRS_CONST_REQ_ATOMIC = REQ_ATOMIC;
 const blk_status_t DMRS_CONST_BLK_STS_OK = BLK_STS_OK;
 const blk_status_t DMRS_CONST_BLK_STS_IOERR = BLK_STS_IOERR;
 const blk_status_t DMRS_CONST_BLK_STS_DM_REQUEUE = BLK_STS_DM_REQUEUE;
 const blk_status_t DMRS_CONST_BLK_STS_NOTSUPP = BLK_STS_NOTSUPP;
+const blk_status_t DMRS_CONST_BLK_STS_INVAL = BLK_STS_INVAL;
 const unsigned int DMRS_CONST_WQ_MEM_RECLAIM = WQ_MEM_RECLAIM;
 const blk_mode_t DMRS_CONST_BLK_OPEN_READ = BLK_OPEN_READ;
 const blk_mode_t DMRS_CONST_BLK_OPEN_WRITE = BLK_OPEN_WRITE;
+#ifdef DM_TARGET_ATOMIC_WRITES
+/* 7.3 and later: device-mapper passes atomic writes to targets that say so */
+const unsigned long long DMRS_CONST_DM_TARGET_ATOMIC_WRITES = DM_TARGET_ATOMIC_WRITES;
+#endif

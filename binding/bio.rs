@@ -49,7 +49,7 @@ impl ReqOp {
     }
 
     /// The request also carries `flags` (taken from a bio).
-    pub(crate) const fn with(self, flags: CacheFlags) -> ReqOp {
+    pub(crate) const fn with(self, flags: WriteFlags) -> ReqOp {
         ReqOp(self.0 | flags.0)
     }
 
@@ -63,10 +63,12 @@ impl ReqOp {
     }
 }
 
-/// The cache flags of a bio (PREFLUSH and FUA), to pass on to the requests
-/// that carry its data.
+/// The flags of a write that the requests carrying its data must repeat:
+/// PREFLUSH, FUA and ATOMIC (the data reaches each device whole or not at
+/// all; only 7.3's device-mapper sends such writes, to a target that says it
+/// takes them).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CacheFlags(raw::blk_opf_t);
+pub(crate) struct WriteFlags(raw::blk_opf_t);
 
 /// Completion status of a bio.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +83,9 @@ impl Status {
     pub(crate) const DM_REQUEUE: Status = Status(raw::BLK_STS_DM_REQUEUE);
     /// The operation is not supported.
     pub(crate) const NOTSUPP: Status = Status(raw::BLK_STS_NOTSUPP);
+    /// The request is invalid for the device (an atomic write larger than
+    /// it can do, say).
+    pub(crate) const INVAL: Status = Status(raw::BLK_STS_INVAL);
 
     pub(crate) fn is_ok(self) -> bool {
         self == Self::OK
@@ -207,9 +212,9 @@ impl<T: TargetOps> DmBio<T> {
         self.opf() & raw::REQ_RAHEAD != 0
     }
 
-    /// The PREFLUSH and FUA flags of the bio.
-    pub(crate) fn cache_flags(&self) -> CacheFlags {
-        CacheFlags(self.opf() & (raw::REQ_PREFLUSH | raw::REQ_FUA))
+    /// The PREFLUSH, FUA and ATOMIC flags of the bio.
+    pub(crate) fn write_flags(&self) -> WriteFlags {
+        WriteFlags(self.opf() & (raw::REQ_PREFLUSH | raw::REQ_FUA | raw::REQ_ATOMIC))
     }
 
     /// First sector addressed, in the mapped device's sector space.

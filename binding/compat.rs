@@ -89,21 +89,27 @@ pub(crate) fn user_slice(
     kernel::uaccess::UserSlice::new(ptr, len)
 }
 
-/// A dm-io completion, called with the bits of the regions that failed.
+/// A dm-io completion, called with the bits of the regions that failed and
+/// of those that refused the request as unsupported or invalid.
 pub(crate) trait DmIoNotify {
-    /// The request finished: bit `i` of `error` is set if region `i` failed.
+    /// The request finished: bit `i` of `error` is set if region `i` failed,
+    /// bit `i` of `unsup` if region `i` refused the operation as unsupported
+    /// or invalid (`BLK_STS_NOTSUPP`, `BLK_STS_INVAL`). 7.3's dm-io tells
+    /// the two apart; 6.12's counts both as failures, so `unsup` is 0 there.
     ///
     /// # Safety
     ///
     /// `context` is the context of a request this notifier was given to, and
     /// the request has finished.
-    unsafe fn notify(error: kernel::ffi::c_ulong, context: *mut core::ffi::c_void);
+    unsafe fn notify(
+        error: kernel::ffi::c_ulong,
+        unsup: kernel::ffi::c_ulong,
+        context: *mut core::ffi::c_void,
+    );
 }
 
-/// The C callback of a [`DmIoNotify`] for `dm_io_notify.fn`. 7.3's dm-io
-/// reports the regions where the operation is unsupported or invalid apart
-/// (`unsup`); 6.12's counts them as errors, and so does this callback on
-/// every kernel (see `docs/kernels.md`).
+/// The C callback of a [`DmIoNotify`] for `dm_io_notify.fn` (see
+/// `docs/kernels.md`).
 pub(crate) fn notify_fn<N: DmIoNotify>() -> super::raw::io_notify_fn {
     /// # Safety
     ///
@@ -116,7 +122,7 @@ pub(crate) fn notify_fn<N: DmIoNotify>() -> super::raw::io_notify_fn {
     ) {
         // SAFETY: dm-io calls this once its request, made with this
         // notifier and `context`, has finished.
-        unsafe { N::notify(error, context) }
+        unsafe { N::notify(error, 0, context) }
     }
     /// # Safety
     ///
@@ -130,50 +136,56 @@ pub(crate) fn notify_fn<N: DmIoNotify>() -> super::raw::io_notify_fn {
     ) {
         // SAFETY: dm-io calls this once its request, made with this
         // notifier and `context`, has finished.
-        unsafe { N::notify(error | unsup, context) }
+        unsafe { N::notify(error, unsup, context) }
     }
     Some(notify::<N>)
 }
 
-/// `dm_io()`. `error_bits`, if not null, receives for a synchronous request
-/// the bits of the failed regions, those 7.3 reports as unsupported among
-/// them (as 6.12 does).
+/// `dm_io()`. For a synchronous request, `error_bits` and `unsup_bits`
+/// (both null or both writable) receive the bits of the regions that failed
+/// and of those that refused the request as unsupported or invalid, as for
+/// [`DmIoNotify::notify`]: `unsup_bits` is always 0 on 6.12.
 ///
 /// # Safety
 ///
 /// As for the C `dm_io()`: `req` is a valid request whose client is live,
-/// `regions` points to `nr` regions, `error_bits` is null or writable.
+/// `regions` points to `nr` regions, `error_bits` and `unsup_bits` are both
+/// null or both writable.
 pub(crate) unsafe fn dm_io(
     req: *mut super::raw::dm_io_request,
     nr: u32,
     regions: *mut super::raw::dm_io_region,
     error_bits: *mut kernel::ffi::c_ulong,
+    unsup_bits: *mut kernel::ffi::c_ulong,
 ) -> kernel::ffi::c_int {
     // SAFETY: No precondition.
     let ioprio = unsafe { super::raw::dmrs_ioprio_default() };
     #[cfg(not(dmrs_kernel_ge_7_3))]
     {
+        if !unsup_bits.is_null() {
+            // SAFETY: Writable (caller).
+            unsafe { *unsup_bits = 0 };
+        }
         // SAFETY: The caller's guarantees are dm_io()'s.
         unsafe { super::raw::dm_io(req, nr, regions, error_bits, ioprio) }
     }
     #[cfg(dmrs_kernel_ge_7_3)]
     {
-        let mut unsup: kernel::ffi::c_ulong = 0;
-        let unsup_ptr = if error_bits.is_null() {
-            core::ptr::null_mut()
-        } else {
-            core::ptr::from_mut(&mut unsup)
-        };
-        // SAFETY: The caller's guarantees are dm_io()'s; `unsup_ptr` is null
-        // or points to a local that outlives the (synchronous) call.
-        let ret = unsafe { super::raw::dm_io(req, nr, regions, error_bits, unsup_ptr, ioprio) };
-        if !error_bits.is_null() {
-            // SAFETY: `error_bits` is writable (caller) and was just written.
-            unsafe { *error_bits |= unsup };
-        }
-        ret
+        // SAFETY: The caller's guarantees are dm_io()'s (7.3's takes both
+        // pointers, each null or writable).
+        unsafe { super::raw::dm_io(req, nr, regions, error_bits, unsup_bits, ioprio) }
     }
 }
+
+/// The `target_type.features` bit of a target that takes atomic writes
+/// (`REQ_ATOMIC` bios) and passes each whole to its devices: 7.3's
+/// device-mapper then offers atomic writes on the target's devices where
+/// all the devices below have them. 6.12's device-mapper has no such bit
+/// and never sends an atomic write to a target.
+#[cfg(dmrs_kernel_ge_7_3)]
+pub(crate) const DM_TARGET_ATOMIC_WRITES: Option<u64> = Some(super::raw::DM_TARGET_ATOMIC_WRITES);
+#[cfg(not(dmrs_kernel_ge_7_3))]
+pub(crate) const DM_TARGET_ATOMIC_WRITES: Option<u64> = None;
 
 /// A kernel-free value that implements `core::fmt::Display`, for the
 /// kernel's print macros: `pr_err!("{}\n", AsDisplay(&e))`. 6.12's macros

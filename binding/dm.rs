@@ -76,6 +76,13 @@ pub(crate) trait TargetOps: Send + Sync + Sized + 'static {
     /// Data device-mapper keeps with each bio for the target.
     type BioData: Default + Send;
 
+    /// The target takes atomic writes: it passes the `REQ_ATOMIC` flag of a
+    /// write on to every request that carries its data (see
+    /// [`super::bio::DmBio::write_flags`]) and never splits one. Where the
+    /// kernel's device-mapper can offer atomic writes ([`ATOMIC_WRITES`]),
+    /// the registration says so.
+    const ATOMIC_WRITES: bool = false;
+
     /// Builds the target from its table arguments.
     fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<TargetState<Self>, CtrError>;
 
@@ -483,6 +490,10 @@ impl DeviceVisitor<'_> {
     }
 }
 
+/// Whether this kernel's device-mapper sends atomic writes to a target type
+/// that takes them ([`TargetOps::ATOMIC_WRITES`]): 7.3 does, 6.12 does not.
+pub(crate) const ATOMIC_WRITES: bool = super::compat::DM_TARGET_ATOMIC_WRITES.is_some();
+
 /// The registration of a target type; unregisters on drop.
 ///
 /// # Invariants
@@ -505,10 +516,15 @@ impl<T: TargetOps> Registration<T> {
         version: [u32; 3],
         module: &'static ThisModule,
     ) -> Result<Self> {
+        let features = match super::compat::DM_TARGET_ATOMIC_WRITES {
+            Some(bit) if T::ATOMIC_WRITES => bit,
+            _ => 0,
+        };
         let tt = raw::target_type {
             name: name.as_char_ptr(),
             module: module.as_ptr().cast(),
             version,
+            features,
             ctr: Some(ctr_callback::<T>),
             dtr: Some(dtr_callback::<T>),
             map: Some(map_callback::<T>),

@@ -26,11 +26,29 @@ pub(crate) enum SyncMem<'a> {
     Vmalloc(&'a mut VVec<u8>),
 }
 
+/// How a dm-io request ended, one bit per region (bit `i` for region `i`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct IoBits {
+    /// The regions whose I/O failed.
+    pub(crate) failed: u64,
+    /// The regions whose device refused the request as unsupported or
+    /// invalid (an atomic write it cannot do, say). Only 7.3's dm-io tells
+    /// these apart; 6.12's counts them in `failed`.
+    pub(crate) unsupported: u64,
+}
+
+impl IoBits {
+    /// Every region did its part.
+    pub(crate) fn all_ok(self) -> bool {
+        self.failed == 0 && self.unsupported == 0
+    }
+}
+
 /// A target that learns when its dm-io requests on bios complete.
 pub(crate) trait IoDone: TargetOps {
-    /// `bio`'s dm-io request finished; bit `i` of `error_bits` is set if the
-    /// I/O to region `i` failed. Runs in interrupt context: must not sleep.
-    fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64);
+    /// `bio`'s dm-io request finished, as `bits` says. Runs in interrupt
+    /// context: must not sleep.
+    fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, bits: IoBits);
 }
 
 /// An area of one device for dm-io, borrowing the device.
@@ -83,15 +101,20 @@ pub(crate) enum IoError {
     /// The I/O to the regions whose bits are set failed (bit `i` for region
     /// `i`).
     Failed(u64),
+    /// No region failed, but some refused the request as unsupported or
+    /// invalid (7.3 only; see [`IoBits::unsupported`]).
+    Unsupported,
 }
 
 impl IoError {
-    /// The regions that cannot be assumed done, as bits: for a request that
-    /// was not made, every one of the `nr` regions.
+    /// The regions whose I/O failed, as bits: for a request that was not
+    /// made, every one of the `nr` regions; none for one that was refused as
+    /// unsupported, which says nothing against the devices.
     pub(crate) fn failed_regions(self, nr: usize) -> u64 {
         match self {
             IoError::Refused => u64::MAX.checked_shr(64 - nr.min(64) as u32).unwrap_or(0),
             IoError::Failed(bits) => bits,
+            IoError::Unsupported => 0,
         }
     }
 }
@@ -149,12 +172,20 @@ impl IoClient {
         // a live client; `IoRegion` is a transparent `dm_io_region`, `nr` of
         // them valid; completion
         // comes through `bio_notify::<T>` with the bio as context.
-        let ret = unsafe { dm_io(&mut req, nr, regions_ptr, core::ptr::null_mut()) };
+        let ret = unsafe {
+            dm_io(
+                &mut req,
+                nr,
+                regions_ptr,
+                core::ptr::null_mut(),
+                core::ptr::null_mut(),
+            )
+        };
         if ret != 0 {
             // dm-io refused the request without calling back: fail every
             // region.
             // SAFETY: The bio is still ours: no callback will run.
-            unsafe { bio_notify::<T>(c_ulong::MAX, bio.as_ptr().cast()) };
+            unsafe { bio_notify::<T>(c_ulong::MAX, 0, bio.as_ptr().cast()) };
         }
     }
 }
@@ -202,15 +233,27 @@ impl IoClient {
             client: self.ptr.as_ptr(),
         };
         let mut error_bits: c_ulong = 0;
+        let mut unsup_bits: c_ulong = 0;
         // dm-io only reads the regions, despite the non-const pointer.
         let regions_ptr = regions.as_ptr().cast::<raw::dm_io_region>().cast_mut();
         // SAFETY: `req` has no notify function, so dm-io waits for the I/O
         // before returning: the buffer (vmalloc memory, as DM_IO_VMA needs,
         // at least as long as every region) and the regions outlive it. The
-        // client is live (type invariant).
-        let ret = unsafe { dm_io(&mut req, regions.len() as u32, regions_ptr, &mut error_bits) };
+        // client is live (type invariant); both bit masks are locals.
+        let ret = unsafe {
+            dm_io(
+                &mut req,
+                regions.len() as u32,
+                regions_ptr,
+                &mut error_bits,
+                &mut unsup_bits,
+            )
+        };
         if error_bits != 0 {
             return Err(IoError::Failed(error_bits as u64));
+        }
+        if unsup_bits != 0 {
+            return Err(IoError::Unsupported);
         }
         if ret != 0 {
             return Err(IoError::Refused);
@@ -230,10 +273,10 @@ impl Drop for IoClient {
 struct BioNotify<T>(PhantomData<T>);
 
 impl<T: IoDone> DmIoNotify for BioNotify<T> {
-    unsafe fn notify(error: c_ulong, context: *mut c_void) {
+    unsafe fn notify(error: c_ulong, unsup: c_ulong, context: *mut c_void) {
         // SAFETY: The context of a request with this notifier is a `T` bio
         // handed to `submit_bio`, whose request has finished (caller).
-        unsafe { bio_notify::<T>(error, context) }
+        unsafe { bio_notify::<T>(error, unsup, context) }
     }
 }
 
@@ -243,7 +286,7 @@ impl<T: IoDone> DmIoNotify for BioNotify<T> {
 ///
 /// `context` must be the raw pointer of a `T` bio whose dm-io request has
 /// just finished (or was refused), and whose completion nobody else owns.
-unsafe fn bio_notify<T: IoDone>(error: c_ulong, context: *mut c_void) {
+unsafe fn bio_notify<T: IoDone>(error: c_ulong, unsup: c_ulong, context: *mut c_void) {
     let Some(bio) = NonNull::new(context.cast::<raw::bio>()) else {
         return;
     };
@@ -254,5 +297,9 @@ unsafe fn bio_notify<T: IoDone>(error: c_ulong, context: *mut c_void) {
     let this = unsafe { bio_target::<T>(bio) }.to_ref();
     // SAFETY: The request is over; its bio's completion is ours again.
     let bio = unsafe { DmBio::from_raw(bio) };
-    T::bio_io_done(this.borrow(), bio, error as u64);
+    let bits = IoBits {
+        failed: error as u64,
+        unsupported: unsup as u64,
+    };
+    T::bio_io_done(this.borrow(), bio, bits);
 }

@@ -107,7 +107,9 @@ impl MirrorSet {
             }
         }
         // A failed read-ahead says little about the leg (C ignores it too).
-        if st.is_ok() || st == Status::NOTSUPP || bio.is_readahead() {
+        // Nor does a read the leg refused as unsupported or invalid (C
+        // 1.15.0 counts INVAL so too; 1.14.0 only NOTSUPP).
+        if st.is_ok() || st == Status::NOTSUPP || st == Status::INVAL || bio.is_readahead() {
             return;
         }
         let failed = bio.data().read_leg;

@@ -92,6 +92,12 @@ fn open_legs(ti: &TargetSetup<'_>, t: &MirrorTable<'_>, len: u64) -> Result<KVec
 impl TargetOps for MirrorSet {
     type BioData = BioData;
 
+    // A write goes to every leg in one dm-io request with its flags, or as
+    // it came to the default leg alone (a region out of sync), and never
+    // crosses a region (device-mapper splits bios at `max_io_len`, and
+    // refuses an atomic write it would have to split).
+    const ATOMIC_WRITES: bool = true;
+
     fn ctr(ti: &mut TargetSetup<'_>, args: &[&str]) -> Result<TargetState<Self>, CtrError> {
         // In steps, as the C target: parse, open the log (a disk log needs
         // its device), open the legs, then build the set.

@@ -9,7 +9,7 @@
 use super::kmirrord;
 use super::{ErrorKind, MirrorSet};
 use crate::binding::bio::{BioList, DmBio, Op, ReqOp, Status};
-use crate::binding::dmio::{IoDone, IoRegion};
+use crate::binding::dmio::{IoBits, IoDone, IoRegion};
 use crate::binding::gaps::{cond_resched, io_error_ratelimit};
 use crate::binding::target::TargetBorrow;
 use crate::region_state::WriteRoute;
@@ -108,7 +108,7 @@ fn write_all_legs(ms: &MirrorSet, bio: DmBio<MirrorSet>) {
     } else {
         ReqOp::WRITE
     };
-    let op = base.with(bio.cache_flags());
+    let op = base.with(bio.write_flags());
     let count = bio.sectors();
     let mut regions = [IoRegion::empty(); MAX_LEGS];
     for (slot, leg) in regions.iter_mut().zip(ms.legs.iter()) {
@@ -125,8 +125,8 @@ fn write_all_legs(ms: &MirrorSet, bio: DmBio<MirrorSet>) {
 }
 
 impl IoDone for MirrorSet {
-    fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, error_bits: u64) {
-        if error_bits == 0 {
+    fn bio_io_done(this: TargetBorrow<'_, Self>, bio: DmBio<Self>, bits: IoBits) {
+        if bits.all_ok() {
             bio.endio(Status::OK);
             return;
         }
@@ -135,8 +135,15 @@ impl IoDone for MirrorSet {
             bio.endio(Status::NOTSUPP);
             return;
         }
+        if bits.failed == 0 {
+            // Legs that refused the write as unsupported or invalid (an
+            // atomic write one of them cannot do) have not failed: the write
+            // fails, the legs stay (C 1.15.0 does the same; 7.3 only).
+            bio.endio(Status::INVAL);
+            return;
+        }
         for i in 0..this.legs.len() {
-            if error_bits & (1 << i) != 0 {
+            if bits.failed & (1 << i) != 0 {
                 this.fail_leg(i, ErrorKind::Write);
             }
         }
