@@ -11,7 +11,7 @@
 #   ci   (make check, what CI runs): what fits CI's 90 minutes on a slow
 #        2-core machine. Lane 1: the 6.12 guest suite without the tests
 #        lane 2 runs on 7.3 and without 20, 21 and 31 (below). Lane 2: the
-#        short 7.3 suite (01 04 05 06 30), the seed reproducer on 7.3,
+#        short 7.3 suite (01 04 05 06 30 44), the seed reproducer on 7.3,
 #        DKMS, 60 fuzzed tables, 60 stalled teardown cycles, 1 minute of
 #        stress and dmeventd's repair.
 #   full (make check-full, ~2.5 hours here): every numbered test on the
@@ -24,7 +24,7 @@
 # kernel, 7.3, gets its toolchain and debug kernel (cached), the module
 # built against it with clippy, and the short suite and seed reproducer in
 # lane 2. DMRS_OTHER_KERNEL=none leaves that out (lane 1 then runs 01 04
-# 05 06 30 itself).
+# 05 06 30 44 itself).
 #
 # Prints KTAP from the guest (docs/testing.md) and ends with "check: N
 # passed, N failed".
@@ -174,7 +174,7 @@ fi
 # reproducer, the crash cycles and the dmraid reproducer, 1 minute of
 # stress, dmeventd's repair), shown when it is done.
 lane2_results=$logdir/lane2.results
-short=01-module,04-table,05-badtables,06-resync,30-disklog
+short=01-module,04-table,05-badtables,06-resync,30-disklog,44-atomic
 td_cycles=60 fuzz_count=60
 [ "$size" = ci ] || td_cycles=200 fuzz_count=100
 lane2_step() { # LOG NAME TITLE CMD...: one step of lane 2
@@ -192,7 +192,7 @@ lane2() {
 		# 2-core host, a 2-vCPU 7.3 guest beside the 6.12 suite: 01 41 s,
 		# 04 363 s, 05 210 s, 06 282 s, 30 304 s)
 		lane2_step guest-$other "Linux $other: short suite" \
-			"Linux $other: load/unload, table round trips and bad tables against its C target, resync, the disk log (tests 01 04 05 06 30)" \
+			"Linux $other: load/unload, table round trips and bad tables against its C target, resync, the disk log, atomic writes (tests 01 04 05 06 30 44)" \
 			"$here/run-guest.sh" --kernel "$okdir" --module "$oko" \
 			--tests "$short" --test-timeout 1200 --timeout 2400
 		# 256 MiB: a round fills the 225 MiB filesystem, and only the

@@ -188,6 +188,13 @@ for b in "${extra_bins[@]}"; do
 	add_bin "$b" "$(dirname "$b")"
 	log "extra binary $b"
 done
+# the tests' helpers in C (tests/*.c: atomic-write), built static here
+for c in "$repo"/tests/*.c; do
+	[ -e "$c" ] || continue
+	b=$(basename "$c" .c)
+	gcc -static -O2 -Wall -Wextra -Werror -o "$stage/usr/bin/$b" "$c" || die "building $c failed"
+	log "test helper /usr/bin/$b (from tests/$b.c)"
+done
 # the loader's default search path covers /lib/x86_64-linux-gnu; keep
 # /lib64 and /usr/lib as well for the loader path ldd prints
 log "binaries: $(cd "$stage" && ls usr/sbin usr/bin | grep -vc ':$' || true), libraries: $(find "$stage/lib" "$stage/lib64" "$stage/usr/lib" -type f 2>/dev/null | wc -l)"

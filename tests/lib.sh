@@ -203,41 +203,42 @@ tap_end() {
 _modname() { basename "$1" .ko | tr - _; }
 mod_loaded() { [ -d "/sys/module/$(echo "$1" | tr - _)/sections" ] || grep -q "^$(echo "$1" | tr - _) " /proc/modules 2>/dev/null; }
 
-# load_ko NAME|PATH: insmod a module from /modules (and its dependencies);
-# without the guest's index: modprobe NAME, or PATH's dependencies by
-# modprobe and PATH by insmod
+# load_ko NAME|PATH [PARAM=VALUE...]: insmod a module from /modules (and
+# its dependencies), with the parameters given; without the guest's index:
+# modprobe NAME, or PATH's dependencies by modprobe and PATH by insmod
 load_ko() {
-	local _path _name _deps _d
+	local _path _name _deps _d _m=$1
+	shift
 	if [ ! -r "$DMRS_MOD_INDEX" ]; then
-		case "$1" in
-		*/*) _name=$(modinfo -F name "$1" 2>/dev/null | tr - _)
-			mod_loaded "${_name:-$(_modname "$1")}" && return 0
-			for _d in $(modinfo -F depends "$1" 2>/dev/null | tr ',' ' '); do
+		case "$_m" in
+		*/*) _name=$(modinfo -F name "$_m" 2>/dev/null | tr - _)
+			mod_loaded "${_name:-$(_modname "$_m")}" && return 0
+			for _d in $(modinfo -F depends "$_m" 2>/dev/null | tr ',' ' '); do
 				mod_loaded "$_d" || modprobe "$_d" || fail "modprobe $_d failed" || return 1
 			done
-			insmod "$1" || fail "insmod $1 failed" || return 1 ;;
-		*) _name=$(echo "$1" | tr - _)
+			insmod "$_m" "$@" || fail "insmod $_m failed" || return 1 ;;
+		*) _name=$(echo "$_m" | tr - _)
 			mod_loaded "$_name" || [ -d "/sys/module/$_name" ] && return 0
-			modprobe "$_name" || fail "modprobe $_name failed" || return 1 ;;
+			modprobe "$_name" "$@" || fail "modprobe $_name failed" || return 1 ;;
 		esac
 		return 0
 	fi
-	case "$1" in
-	*/*) _path=$1; _name=$(awk -v p="$1" '$2 == p {print $1}' "$DMRS_MOD_INDEX")
-		[ -n "$_name" ] || _name=$(_modname "$1") ;;
-	*) _name=$(echo "$1" | tr - _)
+	case "$_m" in
+	*/*) _path=$_m; _name=$(awk -v p="$_m" '$2 == p {print $1}' "$DMRS_MOD_INDEX")
+		[ -n "$_name" ] || _name=$(_modname "$_m") ;;
+	*) _name=$(echo "$_m" | tr - _)
 		_path=$(awk -v n="$_name" '$1 == n {print $2; exit}' "$DMRS_MOD_INDEX") ;;
 	esac
 	mod_loaded "$_name" && return 0
 	# built into the kernel: /sys/module exists without being in /proc/modules
 	[ -z "$_path" ] && [ -d "/sys/module/$_name" ] && return 0
-	[ -n "$_path" ] && [ -e "$_path" ] || fail "module $1 not found in $DMRS_MOD_INDEX" || return 1
+	[ -n "$_path" ] && [ -e "$_path" ] || fail "module $_m not found in $DMRS_MOD_INDEX" || return 1
 	_deps=$(awk -v n="$_name" '$1 == n {print $3; exit}' "$DMRS_MOD_INDEX")
 	for _d in $(echo "$_deps" | tr ',' ' '); do
 		[ "$_d" = - ] && continue
 		load_ko "$_d" || return 1
 	done
-	insmod "$_path" || fail "insmod $_path failed" || return 1
+	insmod "$_path" "$@" || fail "insmod $_path $* failed" || return 1
 }
 # unload_mod NAME...: rmmod each loaded one, in the order given
 unload_mod() {
