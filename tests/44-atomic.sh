@@ -104,9 +104,9 @@ run() {
 	lf_expect "an atomic write of 16 KiB completes" write ok
 	lf_obs write_legs "$(both 65536 16384 a5)"
 	lf_expect "... and is on both legs" write_legs ok/ok
-	lf_obs too_big "$("$AW" /dev/mapper/$M 0 $((unit * 2)) 0x11)"
+	lf_obs too_big "$("$AW" /dev/mapper/$M 1048576 $((unit * 2)) 0x11)"
 	lf_expect "an atomic write twice the unit fails with EINVAL" too_big "error EINVAL"
-	lf_obs too_big_legs "$(both 0 $((unit * 2)) 00)"
+	lf_obs too_big_legs "$(both 1048576 $((unit * 2)) 00)"
 	lf_expect "... and writes nothing" too_big_legs ok/ok
 	check "$LF_I: leg 1 moved onto vdc (no atomic writes)" lf_set at_l1 "0 $L linear /dev/vdc 0"
 	lf_obs leg1_unit "$(qattr at_l1 atomic_write_unit_max_bytes)"
