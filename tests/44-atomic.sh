@@ -27,9 +27,13 @@ AW=$DMRS_TESTS/atomic-write
 	tap_end
 }
 skip_without_c
-check "load C dm-mirror (its version says whether device-mapper sends atomic writes)" load_c || tap_end
-CV=$(target_version mirror)
-check "unload C dm-mirror" unload_c || tap_end
+# C's version says whether device-mapper sends atomic writes to targets
+# (no point of its own: on 6.12 the whole test is a skip)
+CV=
+load_c && CV=$(target_version mirror) && unload_c || {
+	tap_fail "C dm-mirror's version" "load, read the version, unload: failed"
+	tap_end
+}
 if ! version_ge "$CV" 1.15.0; then
 	tap_skip "$DMRS_TEST" "C dm-mirror is $CV: this kernel's device-mapper sends no atomic writes to targets"
 	tap_end
