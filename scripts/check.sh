@@ -190,7 +190,8 @@ lane2() {
 	if [ -n "$okdir" ]; then
 		# what issue #13 asks of the second kernel (measured on the
 		# 2-core host, a 2-vCPU 7.3 guest beside the 6.12 suite: 01 41 s,
-		# 04 363 s, 05 210 s, 06 282 s, 30 304 s)
+		# 04 363 s, 05 210 s, 06 282 s, 30 304 s; 44 439 s in a 1-vCPU guest
+		# beside two others, 150 s alone with 2 vCPUs)
 		lane2_step guest-$other "Linux $other: short suite" \
 			"Linux $other: load/unload, table round trips and bad tables against its C target, resync, the disk log, atomic writes (tests 01 04 05 06 30 44)" \
 			"$here/run-guest.sh" --kernel "$okdir" --module "$oko" \
