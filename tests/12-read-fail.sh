@@ -20,7 +20,7 @@ randfile /tmp/lf-w 1
 T="0 $L mirror core 2 1024 nosync 2 /dev/mapper/lf_l0 0 /dev/mapper/lf_l1 0 1 handle_errors"
 
 # reads LEG: read I/Os completed by the leg's dm device
-reads() { awk '{print $1}' /sys/block/dm-"$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"/stat; }
+reads() { awk '{print $1}' "/sys/block/$(dm_block "$1")/stat"; }
 
 run() {
 	local impl=$1 ev0 r0 r1

@@ -15,7 +15,7 @@ M=lf_dfail
 check "legs: linear over vda, vdb" lf_legs lf_l0 lf_l1 || tap_end
 randfile /tmp/lf-w 1
 T="0 $L mirror core 2 1024 nosync 2 /dev/mapper/lf_l0 0 /dev/mapper/lf_l1 0 1 handle_errors"
-mdisc() { cat /sys/block/dm-"$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"/queue/discard_max_bytes; }
+mdisc() { cat "/sys/block/$(dm_block "$1")/queue/discard_max_bytes"; }
 
 run() {
 	local impl=$1 ev0

@@ -27,8 +27,7 @@
 L=32768 # 16 MiB: the legs, the mirrors
 if [ "$DMRS_IMPL" = c ]; then OURS=; else OURS=1; fi
 
-minor_of() { dmsetup info -c --noheadings -o minor "$1" | tr -d ' '; }
-sysblk() { echo /sys/block/dm-"$(minor_of "$1")"; }
+sysblk() { echo "/sys/block/$(dm_block "$1")"; }
 rsect() { awk '{print $3}' "$(sysblk "$1")/stat"; }
 
 # set_rot 0|1 LEG...: the legs' queues say rotational=0|1

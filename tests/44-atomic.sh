@@ -65,7 +65,7 @@ D0=$1 D1=$2
 # qattr DEV ATTR: ATTR of DEV's queue (DEV: a disk, or a dm device's name)
 qattr() {
 	local b=$1
-	[ -e "/sys/block/$b" ] || b=dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')
+	[ -e "/sys/block/$b" ] || b=$(dm_block "$1")
 	cat "/sys/block/$b/queue/$2"
 }
 tap_diag "disks $D0 $D1: atomic write unit max $(qattr "$D0" atomic_write_unit_max_bytes), $(qattr "$D1" atomic_write_unit_max_bytes)"

@@ -206,7 +206,7 @@ lf_yesno() { if "$@" > /dev/null 2>&1; then echo ok; else echo bad; fi; }
 # completed no write in 5 s (a slow but unheld writer makes progress),
 # "progressing" if it has not exited but writes complete, "exit <rc>" if
 # it has finished
-lf_wcount() { awk '{print $5}' /sys/block/dm-"$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"/stat; }
+lf_wcount() { awk '{print $5}' "/sys/block/$(dm_block "$1")/stat"; }
 lf_writer_held() {
 	local a b
 	a=$(lf_wcount "$1")

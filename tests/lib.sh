@@ -384,6 +384,9 @@ sha_file() { sha256sum "$1" | cut -d' ' -f1; }
 # randfile FILE MIB: MIB MiB from /dev/urandom
 randfile() { dd if=/dev/urandom of="$1" bs=1M count="$2" 2>/dev/null; }
 
+# dm_block NAME: the kernel's name of the dm device NAME (dm-N), its
+# directory under /sys/block
+dm_block() { echo "dm-$(dmsetup info -c --noheadings -o minor "$1" | tr -d ' ')"; }
 # mirror_status NAME: the status after "start len mirror"
 mirror_status() { dmsetup status "$1" | cut -d' ' -f4-; }
 # health NAME: the mirror's health characters (A/D/R/... per leg)
