@@ -80,12 +80,15 @@ pub(crate) struct LegReads {
     next_sector: AtomicU64,
     /// Reads the leg completed without error.
     served: AtomicU64,
+    /// The monotonic clock (ns) when the leg was last sent a read: ties
+    /// of the balancing rule go to the leg idle longest.
+    last_sent: AtomicU64,
 }
 
 impl LegReads {
     /// A read of the mirrored area up to `end` (exclusive, relative to the
-    /// mirrored area) is being sent to the leg.
-    pub(crate) fn start(&self, end: u64) {
+    /// mirrored area) is being sent to the leg, at `now` (monotonic ns).
+    pub(crate) fn start(&self, end: u64, now: u64) {
         // Saturating: in-flight reads are far fewer than u32::MAX, but a
         // counter must never wrap. The closure always returns `Some`, so
         // the result is always `Ok` and says nothing.
@@ -95,6 +98,7 @@ impl LegReads {
                 Some(p.saturating_add(1))
             });
         self.next_sector.store(end, Ordering::Relaxed);
+        self.last_sent.store(now, Ordering::Relaxed);
     }
 
     /// A read counted by `start` ended, successfully if `ok`.
@@ -116,6 +120,7 @@ impl LegReads {
             pending: self.pending.load(Ordering::Relaxed),
             next_sector: self.next_sector.load(Ordering::Relaxed),
             rotational,
+            last_sent: self.last_sent.load(Ordering::Relaxed),
         }
     }
 

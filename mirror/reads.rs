@@ -18,7 +18,7 @@ use super::kmirrord;
 use super::{ErrorKind, MirrorSet};
 use crate::binding::bio::{BioList, DmBio, Status};
 use crate::binding::dm::EndIoBio;
-use crate::binding::gaps::cond_resched;
+use crate::binding::gaps::{clock, cond_resched};
 use crate::binding::target::TargetBorrow;
 use crate::read_policy::{self, LegLoad, ReadPolicy};
 use crate::MAX_LEGS;
@@ -87,7 +87,8 @@ impl MirrorSet {
         // Counted before device-mapper (or kmirrord) sends it: it cannot end
         // before. A retry was uncounted on its failed leg by `read_done`.
         data.read_counted = true;
-        l.reads.start(start.saturating_add(bio.sectors()));
+        l.reads
+            .start(start.saturating_add(bio.sectors()), clock::monotonic_ns());
         bio.remap(&l.dev, l.offset + start);
         true
     }

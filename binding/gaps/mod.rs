@@ -9,7 +9,7 @@
 //!
 //! | here | why | the kernel's own, where it exists |
 //! |---|---|---|
-//! | `clock::monotonic_ms` | the monotonic clock, the same call on every kernel | 7.3: `kernel::time::Monotonic` (`ClockSource::ktime_get()`). Not `Instant<Monotonic>`: its nanoseconds are `pub(crate)`, so it gives no absolute reading |
+//! | `clock::monotonic_ns`, `clock::monotonic_ms` | the monotonic clock, the same call on every kernel | 7.3: `kernel::time::Monotonic` (`ClockSource::ktime_get()`). Not `Instant<Monotonic>`: its nanoseconds are `pub(crate)`, so it gives no absolute reading |
 //! | `debugfs::{DebugDir, DebugFile, FaultPoint}` | test knobs under debugfs, fault points of the kernel's fault-injection framework | ours on 7.3 too: `kernel::debugfs` has no fault-injection abstraction, and `FaultPoint` needs the directory's `dentry` for `fault_create_debugfs_attr()`, which `debugfs::Dir` keeps private (`Entry::as_ptr` is `pub(crate)`); a `debugfs::File` can only be made in a `debugfs::Dir`, so `DebugFile` cannot move alone. `Dir::new` also never fails (without debugfs it holds an error), where `DebugDir::new` returns `None` |
 //! | `gfp::Gfp` | `GFP_NOIO`, `__GFP_NOFAIL`, `__GFP_NOWARN` (the crate's `Flags` cannot be built outside it) | ours on 7.3 too: 7.3's `kernel::alloc::flags` still has no `GFP_NOIO` and no `__GFP_NOFAIL`, and `Flags` still cannot be built from raw bits |
 //! | `kmem::KmBox`, `kmem::KmallocPool`, `kmem::PoolBox` | boxes allocated with explicit GFP flags; the C mempool | ours on 7.3 too: no mempool abstraction in 7.3, and `KBox` cannot allocate with `GFP_NOIO` (no such `Flags`) |
