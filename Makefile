@@ -21,7 +21,8 @@
 #                        every STALL+RUN ms (STALL=none: never; make check
 #                        runs 200 cycles, stalled 30:20)
 #   make bench           benchmark against C dm-mirror, md raid1 and the raw legs
-#                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.)
+#                        (scripts/bench.sh; BENCH_ARGS="--mode both" etc.;
+#                        KERNEL=7.3: on Linux 7.3, into bench/results/linux-7.3/)
 #   make bench-quick     the same, one short repetition (~5-8 min)
 #   make stress [MINUTES=30] [IMPL=c]  tests/stress.sh alone: fio with
 #                        verification on a mirror under suspend/resume, table
@@ -104,10 +105,10 @@ seed-long: modules
 		--tests seed --append dmrs.seed_mib=4096 --test-timeout 5400 --timeout 6000
 
 bench:
-	scripts/bench.sh $(BENCH_ARGS)
+	KERNEL=$(KERNEL) scripts/bench.sh $(BENCH_ARGS)
 
 bench-quick:
-	scripts/bench.sh --quick $(BENCH_ARGS)
+	KERNEL=$(KERNEL) scripts/bench.sh --quick $(BENCH_ARGS)
 
 CYCLES ?= 20
 IMPL ?= rs

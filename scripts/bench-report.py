@@ -426,7 +426,8 @@ def main():
     result = {
         "generated": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": f"{meta.get('host_cpus', '?')}-core {meta.get('host_os', '?')} host, "
-                   "QEMU TCG guest (-accel tcg, -smp 2, q35), non-debug 6.12 kernel",
+                   "QEMU TCG guest (-accel tcg, -smp 2, q35), "
+                   f"non-debug {meta.get('kernel', '6.12')} kernel",
         "guest_accel": "tcg",
         "meta": meta,
         "host_loadavg_1min": loadavg(os.path.join(work, "loadavg.txt")),

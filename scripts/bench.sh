@@ -6,6 +6,7 @@
 #   scripts/bench.sh [--quick] [--mode disk|cpu|both] [--out DIR] [--keep DIR]
 #                    [--reps N] [--runtime SECS] [--no-smallmem]
 #                    [--region SECTORS] [--parts io,resync,mem]
+#                    [--kernel 6.12|7.3]
 #
 #   --quick        1 repetition, 3 s runs, memory on the 512 MiB legs only (~5-8 min)
 #   --mode disk    legs throttled by QEMU to 100 MiB/s and 2000 IOPS each (default)
@@ -18,8 +19,12 @@
 #   --no-smallmem  skip the small-memory guest
 #   --region S     dm region size = md bitmap chunk, in sectors (default 1024)
 #   --parts LIST   what the main guest measures (default io,resync,mem)
+#   --kernel V     the guest kernel: 6.12 (default, or $KERNEL) or 7.3; 7.3's
+#                  results go to bench/results/linux-7.3/ and its work
+#                  directory is build/bench-run-7.3 unless --out/--keep say
+#                  otherwise (make bench KERNEL=7.3)
 #
-# Steps: builds the bench kernel (scripts/build-kernel.sh bench, cached),
+# Steps: builds the bench kernel (scripts/build-kernel.sh bench V, cached),
 # builds dm_mirror_rs.ko against it in build/bench-module/, packs an
 # initramfs (scripts/mkinitramfs.sh --fio --init scripts/bench-guest.sh
 # --bin mdadm), boots the guest(s), and runs scripts/bench-report.py on the
@@ -34,8 +39,9 @@ export PATH="$HOME/.cargo/bin:$PATH"
 
 quick=0
 modes=disk
-out=$repo/bench/results
-work=$repo/build/bench-run
+out=
+work=
+kver=${KERNEL:-6.12}
 reps=
 runtime=
 smallmem=1
@@ -53,11 +59,17 @@ while [ $# -gt 0 ]; do
 	--no-smallmem) smallmem=0; shift ;;
 	--region) region=$2; shift 2 ;;
 	--parts) parts=$2; shift 2 ;;
-	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+	--kernel) kver=$2; shift 2 ;;
+	-h|--help) sed -n '2,32p' "$0"; exit 0 ;;
 	*) die "unknown argument $1" ;;
 	esac
 done
 case "$modes" in disk|cpu) ;; both) modes="disk cpu" ;; *) die "--mode disk|cpu|both" ;; esac
+case "$kver" in
+6.12) : "${out:=$repo/bench/results}" "${work:=$repo/build/bench-run}" ;;
+7.3) : "${out:=$repo/bench/results/linux-7.3}" "${work:=$repo/build/bench-run-7.3}" ;;
+*) die "--kernel $kver: 6.12 or 7.3" ;;
+esac
 if [ $quick = 1 ]; then
 	: "${reps:=1}" "${runtime:=3}"
 	memsizes=leg
@@ -103,14 +115,15 @@ else
 fi
 
 # --------------------------------------------------------- kernel, module ----
-say "bench kernel (scripts/build-kernel.sh bench; cached after the first build)"
-kdir=$("$here/build-kernel.sh" bench | tail -n 1)
+say "Linux $kver bench kernel (scripts/build-kernel.sh bench $kver; cached after the first build)"
+kdir=$("$here/build-kernel.sh" bench "$kver" | tail -n 1)
 [ -f "$kdir/arch/x86/boot/bzImage" ] || die "no bench kernel at $kdir"
 [ -f "$kdir/drivers/md/dm-mirror.ko" ] || die "$kdir has no dm-mirror.ko"
 
 modsrc=$repo/build/bench-module
+[ "$kver" = 6.12 ] || modsrc=$modsrc-$kver
 say "building dm_mirror_rs.ko against the bench kernel in $modsrc"
-ko=$("$here/build-module-copy.sh" "$kdir" "$modsrc" "$work.module-build.log") ||
+ko=$(KERNEL=$kver "$here/build-module-copy.sh" "$kdir" "$modsrc" "$work.module-build.log") ||
 	die "module build failed"
 git_rev=$(git -C "$repo" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git_dirty=$(git -C "$repo" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo dirty || echo clean)
@@ -207,6 +220,7 @@ trap - EXIT
 
 # ----------------------------------------------------------------- report ----
 cat > "$work/meta.txt" <<EOF
+kernel $kver
 quick $quick
 modes $modes
 reps $reps
