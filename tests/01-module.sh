@@ -20,9 +20,7 @@ same_as_c() {
 	local ours c
 	ours=$(target_version mirror)
 	unload_rs || return 1
-	load_c || return 1
-	c=$(target_version mirror)
-	unload_c || return 1
+	c=$(c_version) || return 1
 	load_rs || return 1
 	tap_diag "versions: ours $ours, C $c"
 	[ "$ours" = "$c" ] || fail "ours reports $ours, the C dm-mirror of this kernel $c"

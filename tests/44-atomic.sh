@@ -29,8 +29,7 @@ AW=$DMRS_TESTS/atomic-write
 skip_without_c
 # C's version says whether device-mapper sends atomic writes to targets
 # (no point of its own: on 6.12 the whole test is a skip)
-CV=
-load_c && CV=$(target_version mirror) && unload_c || {
+CV=$(c_version) || {
 	tap_fail "C dm-mirror's version" "load, read the version, unload: failed"
 	tap_end
 }

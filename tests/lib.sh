@@ -273,6 +273,16 @@ load_c() {
 	load_ko dm_mirror
 }
 unload_c() { unload_mod dm_mirror dm_region_hash dm_log; }
+# c_version: the version of this kernel's C dm-mirror (loaded, read from
+# `dmsetup targets`, unloaded; the "mirror" target must not be registered)
+c_version() {
+	local _v
+	load_c || return 1
+	_v=$(target_version mirror)
+	unload_c || return 1
+	[ -n "$_v" ] || fail "the C dm-mirror registered no mirror target" || return 1
+	echo "$_v"
+}
 # The module under test: ours by default, the C one with dmrs.impl=c.
 rs_modname() {
 	if [ -r "$DMRS_MOD_INDEX" ]; then
