@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The monotonic clock in nanoseconds and milliseconds, the same call on every kernel the
-//! module builds against (the kernel crate's time types differ between
-//! them): `ktime_get()`, through 7.3's `kernel::time::Monotonic` clock
-//! source, directly on 6.12 (whose crate has no clock source type).
+//! The monotonic clock in nanoseconds and milliseconds, the same call on
+//! every kernel the module builds against (the kernel crate's time types
+//! differ between them): `ktime_get()`, through 7.3's
+//! `kernel::time::Monotonic` clock source, directly on 6.12 (whose crate has
+//! no clock source type).
 
 #[cfg(not(dmrs_kernel_ge_7_3))]
 use crate::binding::raw;
