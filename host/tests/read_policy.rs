@@ -30,6 +30,16 @@ fn rot(pending: u32, next_sector: u64) -> Option<LegLoad> {
     })
 }
 
+/// An idle leg whose last read ended at `next_sector`, sent at `last_sent`.
+fn idle(rotational: bool, next_sector: u64, last_sent: u64) -> Option<LegLoad> {
+    Some(LegLoad {
+        pending: 0,
+        next_sector,
+        rotational,
+        last_sent,
+    })
+}
+
 // ---------------------------------------------------------------------------
 // Policy names
 // ---------------------------------------------------------------------------
@@ -203,14 +213,7 @@ fn non_rotational_continuing_is_worth_one_read_in_flight() {
 
 #[test]
 fn non_rotational_ties_go_to_the_leg_idle_longest() {
-    let leg = |next_sector, last_sent| {
-        Some(LegLoad {
-            pending: 0,
-            next_sector,
-            rotational: false,
-            last_sent,
-        })
-    };
+    let leg = |next_sector, last_sent| idle(false, next_sector, last_sent);
     // nobody continues the read: the head nearest it does not matter, the
     // leg sent a read longest ago takes it
     let legs = [leg(8000, 7), leg(0, 3), leg(8100, 9)];
@@ -226,14 +229,7 @@ fn non_rotational_ties_go_to_the_leg_idle_longest() {
 
 #[test]
 fn rotational_ties_go_to_the_nearest_head_before_the_idle_longest() {
-    let leg = |next_sector, last_sent| {
-        Some(LegLoad {
-            pending: 0,
-            next_sector,
-            rotational: true,
-            last_sent,
-        })
-    };
+    let leg = |next_sector, last_sent| idle(true, next_sector, last_sent);
     let legs = [leg(1 << 30, 1), leg(1 << 20, 9)];
     assert_eq!(choose_balanced(&legs, 0, 0), Some(1));
     // equidistant: the idle longest
