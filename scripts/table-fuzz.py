@@ -107,12 +107,21 @@ def nominal(tok):
     return PLACEHOLDER.sub(repl, tok)
 
 
+# How the guest kernel's sscanf treats a number of 2^64 or more: 6.12 wraps
+# it modulo 2^64; later kernels (7.3: lib/kstrtox.c _parse_integer_limit
+# sets ULLONG_MAX on overflow) saturate it at 2^64 - 1 (--overflow).
+OVERFLOW = "wrap"
+
+
 def c_number(tok, bits):
     """The kernel's sscanf "%u%c"/"%llu%c" == 1 on one table word: ASCII digits
-    only, the value taken modulo 2^bits. Returns (value or None, wrapped)."""
+    only, the value (saturated at 2^64 - 1 where OVERFLOW says so) taken
+    modulo 2^bits. Returns (value or None, wrapped)."""
     if not tok or any(c not in "0123456789" for c in tok):
         return None, False
     v = int(tok)
+    if OVERFLOW == "saturate" and v >= 1 << 64:
+        return ((1 << 64) - 1) % (1 << bits), True
     return v % (1 << bits), v >= (1 << bits)
 
 
@@ -430,6 +439,9 @@ class Gen:
         wraps to the same value in C (value + k * 2^32, offset + 2^64)."""
         t = self.valid()
         fields = self.numeric_fields(t)
+        if OVERFLOW == "saturate":
+            # only a 32-bit field below 2^64 still wraps there
+            fields = [f for f in fields if f[1] == 32]
         name, bits, setf = self.pick(fields)
         cur = {"log argument count": lambda: len(t.log_tokens()) - 2,
                "region size": lambda: int(t.region),
@@ -440,7 +452,12 @@ class Gen:
             val = int(nominal(t.legs[i][1]))
         else:
             val = cur[name]()
-        k = self.pick([1, 1, 2, 1 << 32]) if bits == 32 else self.pick([1, 1, 2, 1 << 60])
+        if OVERFLOW == "saturate":
+            k = self.pick([1, 1, 2])
+        elif bits == 32:
+            k = self.pick([1, 1, 2, 1 << 32])
+        else:
+            k = self.pick([1, 1, 2, 1 << 60])
         alias = val + k * (1 << bits)
         setf(str(alias))
         return t.line(), "%s %d written as %d" % (name, val, alias)
@@ -712,7 +729,11 @@ def main():
     ap.add_argument("--count", type=int, default=300)
     ap.add_argument("-o", "--output")
     ap.add_argument("--stats", action="store_true", help="print class counts and distinct tables")
+    ap.add_argument("--overflow", choices=["wrap", "saturate"], default="wrap",
+                    help="the guest kernel's sscanf on numbers >= 2^64 (6.12: wrap)")
     a = ap.parse_args()
+    global OVERFLOW
+    OVERFLOW = a.overflow
     cases = generate(a.seed, a.count)
     if a.stats:
         classes = {}
