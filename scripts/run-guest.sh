@@ -33,7 +33,7 @@
 #                   default) or nosync (0); none: blank images. (Debian 12's
 #                   dmraid ignores the job code: a complete set gets a nosync
 #                   mirror either way, see tests/20-dmraid.sh)
-#   --sata-size SZ  size of freshly created sata images (default 128M)
+#   --sata-size SZ  size of freshly created sata images (default 32M)
 #   --fuzz-seed N, --fuzz-count N  the cases of the table fuzz (tests/40-tablefuzz.sh,
 #                   made by scripts/table-fuzz.py; default seed 11, 300 cases)
 #   --stall-vcpu S:R  stop the guest's vCPU 1 from the host for about S ms,
@@ -55,7 +55,7 @@
 #
 # Guest disks (fresh sparse files each run unless --disk-dir): vda.img,
 # vdb.img 256 MiB virtio-blk, vdc.img 16 MiB virtio-blk, sata0.img/sata1.img
-# 128 MiB AHCI SATA with serials DMRS0000/1, carrying an NVIDIA RAID1 set
+# 32 MiB AHCI SATA with serials DMRS0000/1, carrying an NVIDIA RAID1 set
 # (dmraid: nvidia_jecifcdi) unless --nvidia none.
 # KTAP (docs/testing.md) goes to stdout. Exit 0 only if every KTAP point is
 # ok (or SKIP/XFAIL), the plan is complete at every level
@@ -78,7 +78,7 @@ disk_dir=
 kill_on=
 kill_after=3
 nvidia=sync
-sata_size=128M
+sata_size=32M
 fuzz=()
 stall=
 live=

@@ -21,7 +21,14 @@ A=/dev/sda
 B=/dev/sdb
 N=$(dev_sectors $A)
 D=$((N - 2))                # data area: every sector but the last two
-REG=128                     # dmraid's region size for a 128 MiB member
+# dmraid's region size for D sectors: double from 128 sectors while below
+# D/1024 (capped at 128 MiB), then take half (64 for the guest's 32 MiB
+# members, 128 for 128 MiB)
+reg_max=$((D / 1024))
+[ $reg_max -le 262144 ] || reg_max=262144
+REG=128
+while [ $REG -lt $reg_max ]; do REG=$((REG * 2)); done
+REG=$((REG / 2))
 NREG=$(( (D + REG - 1) / REG ))
 
 # --- the metadata, as the host wrote it -------------------------------------
@@ -111,10 +118,10 @@ scenario() {
 	check "$I: the mirror holds a reference on $(impl_name)" impl_in_use
 	tap_diag "$I: $(dmsetup status $SET)"
 	check "$I: nosync set in sync at once ($NREG/$NREG)" ratio_is $NREG/$NREG
-	check "$I: write 8 MiB O_DIRECT at 40 MiB" dd if=/tmp/d1 of=$M bs=1M seek=40 oflag=direct
-	check "$I: read back through the set" reads_as /tmp/d1 $M 81920
-	check "$I: $A holds it" leg_has /tmp/d1 $A 81920
-	check "$I: $B holds it" leg_has /tmp/d1 $B 81920
+	check "$I: write 8 MiB O_DIRECT at 16 MiB" dd if=/tmp/d1 of=$M bs=1M seek=16 oflag=direct
+	check "$I: read back through the set" reads_as /tmp/d1 $M 32768
+	check "$I: $A holds it" leg_has /tmp/d1 $A 32768
+	check "$I: $B holds it" leg_has /tmp/d1 $B 32768
 	check "$I: dmraid -an removes the set" deactivate
 
 	# 2 of 3 volumes: sync mirror, resync from sda to sdb

@@ -2,7 +2,7 @@
 # by tests/lib.sh and tests/run_kselftest.sh; not a test.
 #
 # The tests write to /dev/vda, /dev/vdb (256 MiB or more each), /dev/vdc
-# (16 MiB or more) and, for the dmraid tests, /dev/sda and /dev/sdb (128 MiB
+# (16 MiB or more) and, for the dmraid tests, /dev/sda and /dev/sdb (32 MiB
 # or more): the names of the QEMU guest's disks. Elsewhere they run only if
 # DMRS_DISKS names the disks to use, which are overwritten:
 #
@@ -43,7 +43,7 @@ dmrs_check_disks() {
 		case "$name" in
 		vda | vdb) min=256 ;;
 		vdc) min=16 ;;
-		sda | sdb) min=128 ;;
+		sda | sdb) min=32 ;;
 		*) echo "DMRS_DISKS: cannot use '$dev' ($name): give at most 5 disks, or NAME=DEV with NAME one of vda vdb vdc sda sdb"; bad=1; continue ;;
 		esac
 		if [ ! -b "$dev" ]; then

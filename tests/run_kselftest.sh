@@ -27,7 +27,7 @@
 # Anywhere else (a test machine or VM, as root) it needs:
 #   DMRS_DISKS   the scratch disks, which the tests overwrite: three (vda,
 #                vdb of 256 MiB or more, vdc of 16 MiB or more) or five
-#                (and sda, sdb of 128 MiB or more, for the dmraid tests);
+#                (and sda, sdb of 32 MiB or more, for the dmraid tests);
 #                see tests/lib-disks.sh. Without it nothing runs.
 #   DMRS_RS_KO   our module (default: dm_mirror_rs.ko in the directory
 #                above tests/, where `make` builds it)
