@@ -8,23 +8,20 @@
 #                    (with options: only the guest suite, no lane 2)
 #
 # Two sizes (DMRS_CHECK):
-#   ci   (make check, what CI runs): what fits CI's 90 minutes on a slow
-#        2-core machine. Lane 1: the 6.12 guest suite without the tests
-#        lane 2 runs on 7.3 and without 20, 21 and 31 (below). Lane 2: the
+#   ci   (make check, what CI runs): lane 1, every numbered test on 6.12
+#        but 22, 40 and 41, which lane 2 boots on their own. Lane 2: the
 #        short 7.3 suite (01 04 05 06 30 44), the seed reproducer on 7.3,
 #        DKMS, 60 fuzzed tables, 60 stalled teardown cycles, 1 minute of
 #        stress and dmeventd's repair.
-#   full (make check-full, ~2.5 hours here): every numbered test on the
-#        kernel of the run, and in lane 2 everything ci has plus the seed
-#        reproducer on it, 3 crash cycles, the dmraid reproducer, 100
-#        tables and 200 teardown cycles.
+#   full (make check-full): the same lane 1, and in lane 2 everything ci
+#        has plus the seed reproducer on the kernel of the run, 3 crash
+#        cycles, the dmraid reproducer, 100 tables and 200 teardown cycles.
 #
 # Kernels (issue #13): KERNEL=6.12 (the default) or 7.3 picks the kernel of
 # the run (make check KERNEL=7.3 runs full). With 6.12 the other supported
 # kernel, 7.3, gets its toolchain and debug kernel (cached), the module
 # built against it with clippy, and the short suite and seed reproducer in
-# lane 2. DMRS_OTHER_KERNEL=none leaves that out (lane 1 then runs 01 04
-# 05 06 30 44 itself).
+# lane 2. DMRS_OTHER_KERNEL=none leaves that out.
 #
 # Prints KTAP from the guest (docs/testing.md) and ends with "check: N
 # passed, N failed".
@@ -251,20 +248,11 @@ lane2() {
 lane2_pid=
 suite=()
 if [ $# = 0 ]; then
-	# lane 1: the numbered tests but the table fuzz, the teardown cycles
-	# and the dmeventd test, which run in boots of their own; ci leaves out
-	# as well what lane 2 runs on the other kernel and, for time (CI has 90
-	# minutes), 20 (dmraid) and 21 (LVM), ~900 s each on a slow machine
-	# with 1 vCPU, and 31 (disk-log compatibility, 619 s; 30 runs on 7.3):
-	# make check-full has them
+	# lane 1: every numbered test but the table fuzz, the teardown cycles
+	# and the dmeventd test, which lane 2 boots on their own: with the
+	# other kernel's short suite in lane 2 too, the kernel of the run gets
+	# the whole suite (issue #13)
 	skip='4[01]|22'
-	if [ "$size" = ci ]; then
-		skip+='|2[01]|31'
-		# run on the other kernel in lane 2; if its kernel or module
-		# failed, check fails on that, and lane 1 does not take them on
-		# too (stop 22's CI: 20 tests overran the suite's 4900 s)
-		[ "$other" = none ] || skip+="|$(echo "$short" | sed 's/-[^,]*//g; s/,/|/g')"
-	fi
 	suite=(--tests "$(cd "$top/tests" && ls [0-9]*.sh | sed 's/\.sh$//' | grep -Ev "^($skip)-" | paste -sd, -)")
 	: > "$lane2_results"
 	lane2 > "$logdir/lane2.log" 2>&1 &
