@@ -10,6 +10,8 @@
 
 VG=dmrs_vg
 PVS="/dev/vda /dev/vdb /dev/vdc"
+LV_MIB=16                     # every LV of the test
+LV_SECTORS=$((LV_MIB * 2048))
 randfile /tmp/lv1 8
 randfile /tmp/lv2 8
 
@@ -86,26 +88,26 @@ scenario() {
 
 	# core log
 	L=core
-	check "$I: lvcreate --type mirror -m1 --mirrorlog core -L 16M" \
-		lvcreate -y --type mirror -m1 --mirrorlog core -L 16M -n $L $VG /dev/vda /dev/vdb
+	check "$I: lvcreate --type mirror -m1 --mirrorlog core -L ${LV_MIB}M" \
+		lvcreate -y --type mirror -m1 --mirrorlog core -L ${LV_MIB}M -n $L $VG /dev/vda /dev/vdb
 	if dev_exists $VG-$L; then
-		check "$I: $L: the table is a core-log mirror of 2 legs" table_is $L '^0 32768 mirror core 1 [0-9]+ 2 [0-9]+:[0-9]+ 0 [0-9]+:[0-9]+ 0( 1 handle_errors)?$'
+		check "$I: $L: the table is a core-log mirror of 2 legs" table_is $L '^0 '$LV_SECTORS' mirror core 1 [0-9]+ 2 [0-9]+:[0-9]+ 0 [0-9]+:[0-9]+ 0( 1 handle_errors)?$'
 		check "$I: $L: the mirror holds a reference on $(impl_name)" impl_in_use
 		check "$I: $L: lvs Cpy%Sync reaches 100" wait_copy $L 600
 		check "$I: $L: write 8 MiB O_DIRECT at 4 MiB" dd if=/tmp/lv1 of=/dev/mapper/$VG-$L bs=1M seek=4 oflag=direct
 		check "$I: $L: read back" reads_as /tmp/lv1 /dev/mapper/$VG-$L 8192
 		check "$I: $L: both images hold the data" mirror_legs_hold $L /tmp/lv1 8192
-		check "$I: $L: images identical" images_identical $L 32768
+		check "$I: $L: images identical" images_identical $L $LV_SECTORS
 		check "$I: $L: lvremove" lvremove -y $VG/$L
 		check "$I: $L: gone" lv_gone $L
 	fi
 
 	# disk log on vdc
 	L=disk
-	check "$I: lvcreate --type mirror -m1 --mirrorlog disk -L 16M (log on vdc)" \
-		lvcreate -y --type mirror -m1 --mirrorlog disk -L 16M -n $L $VG /dev/vda /dev/vdb /dev/vdc
+	check "$I: lvcreate --type mirror -m1 --mirrorlog disk -L ${LV_MIB}M (log on vdc)" \
+		lvcreate -y --type mirror -m1 --mirrorlog disk -L ${LV_MIB}M -n $L $VG /dev/vda /dev/vdb /dev/vdc
 	if dev_exists $VG-$L; then
-		check "$I: $L: the table is a disk-log mirror of 2 legs" table_is $L '^0 32768 mirror disk 2 [0-9]+:[0-9]+ [0-9]+ 2 [0-9]+:[0-9]+ 0 [0-9]+:[0-9]+ 0( 1 handle_errors)?$'
+		check "$I: $L: the table is a disk-log mirror of 2 legs" table_is $L '^0 '$LV_SECTORS' mirror disk 2 [0-9]+:[0-9]+ [0-9]+ 2 [0-9]+:[0-9]+ 0 [0-9]+:[0-9]+ 0( 1 handle_errors)?$'
 		check "$I: $L: the mirror holds a reference on $(impl_name)" impl_in_use
 		check "$I: $L: lvs Cpy%Sync reaches 100" wait_copy $L 600
 		check "$I: $L: write 8 MiB O_DIRECT at 2 MiB" dd if=/tmp/lv2 of=/dev/mapper/$VG-$L bs=1M seek=2 oflag=direct
@@ -115,31 +117,31 @@ scenario() {
 		now_in_sync() { _p=$(copy_pct $L); [ "$_p" = 100.00 ] || fail "Cpy%Sync $_p right after activation"; }
 		check "$I: $L: in sync at once after reactivation (the disk log kept the state)" now_in_sync
 		check "$I: $L: read back after reactivation" reads_as /tmp/lv2 /dev/mapper/$VG-$L 4096
-		check "$I: $L: images identical" images_identical $L 32768
+		check "$I: $L: images identical" images_identical $L $LV_SECTORS
 		check "$I: $L: lvremove" lvremove -y $VG/$L
 		check "$I: $L: gone" lv_gone $L
 	fi
 
 	# lvconvert: linear -> mirror -> linear
 	L=conv
-	check "$I: lvcreate -L 16M linear on vda" lvcreate -y -L 16M -n $L $VG /dev/vda
+	check "$I: lvcreate -L ${LV_MIB}M linear on vda" lvcreate -y -L ${LV_MIB}M -n $L $VG /dev/vda
 	check "$I: $L: 8 MiB of data" dd if=/tmp/lv1 of=/dev/mapper/$VG-$L bs=1M oflag=direct
 	check "$I: $L: lvconvert --type mirror -m1 --mirrorlog core (waits for the copy)" \
 		lvconvert -y -i 1 --type mirror -m1 --mirrorlog core $VG/$L /dev/vdb
 	if dev_exists $VG-${L}_mimage_1; then
-		check "$I: $L: the table is a core-log mirror" table_is $L '^0 32768 mirror core 1 [0-9]+ 2 '
+		check "$I: $L: the table is a core-log mirror" table_is $L '^0 '$LV_SECTORS' mirror core 1 [0-9]+ 2 '
 		check "$I: $L: Cpy%Sync 100" wait_copy $L 600
 		check "$I: $L: both images hold the data" mirror_legs_hold $L /tmp/lv1 0
-		check "$I: $L: images identical" images_identical $L 32768
+		check "$I: $L: images identical" images_identical $L $LV_SECTORS
 		check "$I: $L: lvconvert -m0" lvconvert -y -m0 $VG/$L
-		check "$I: $L: linear again" table_is $L '^0 32768 linear '
+		check "$I: $L: linear again" table_is $L '^0 '$LV_SECTORS' linear '
 		check "$I: $L: data intact" reads_as /tmp/lv1 /dev/mapper/$VG-$L 0
 	fi
 	check "$I: $L: lvremove" lvremove -y $VG/$L
 
 	# pvmove: vda -> vdb through a temporary mirror
 	L=mv
-	check "$I: lvcreate -L 16M linear on vda" lvcreate -y -L 16M -n $L $VG /dev/vda
+	check "$I: lvcreate -L ${LV_MIB}M linear on vda" lvcreate -y -L ${LV_MIB}M -n $L $VG /dev/vda
 	check "$I: $L: 8 MiB of data" dd if=/tmp/lv2 of=/dev/mapper/$VG-$L bs=1M oflag=direct
 	check "$I: $L: pvmove vda -> vdb (through a mirror)" pvmove_watched $L /dev/vda /dev/vdb
 	check "$I: $L: the LV is on vdb" on_pv $L /dev/vdb
