@@ -269,9 +269,9 @@ suite_limit=4900
 [ "$size" = ci ] || suite_limit=9000
 step "guest tests under QEMU/TCG (debug kernel: KASAN, lockdep, kmemleak)"
 # Measured (stop 25, inline KASAN, a clean clone, nothing else running):
-# the whole suite in 1565 s, lane 2 in 1427 s. CI machines have been up to
-# 1.9 times slower than others on the same work. DMRS_SUITE_TIMEOUT=SECS
-# overrides the suite's limit.
+# the whole suite in 1565 s, lane 2 in 1427 s; CI runs of similar work
+# have differed by up to 1.9 times. DMRS_SUITE_TIMEOUT=SECS overrides the
+# suite's limit.
 logged guest "$here/run-guest.sh" --kernel "$kdir" --module "$top/dm_mirror_rs.ko" \
 	--timeout "${DMRS_SUITE_TIMEOUT:-$suite_limit}" --test-timeout 1800 "${suite[@]}" "$@"
 result "guest tests" $? guest
